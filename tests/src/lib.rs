@@ -1,0 +1,5 @@
+//! Ferry's integration and end-to-end tests live in `tests/tests/`; this library holds what they
+//! (and the benchmarks) share.
+
+pub mod crash;
+pub mod etcd;
