@@ -91,10 +91,21 @@ impl FieldSelector {
                 continue;
             }
             let Some((field, op, raw_value)) = split_term(term) else {
-                return Err(FieldSelectorError::Invalid { selector: selector.to_string(), term: term.to_string() });
+                return Err(FieldSelectorError::Invalid {
+                    selector: selector.to_string(),
+                    term: term.to_string(),
+                });
             };
-            let operator = if op == "!=" { FieldOperator::NotEquals } else { FieldOperator::Equals };
-            requirements.push(FieldRequirement { field: field.to_string(), operator, value: unescape_value(raw_value)? });
+            let operator = if op == "!=" {
+                FieldOperator::NotEquals
+            } else {
+                FieldOperator::Equals
+            };
+            requirements.push(FieldRequirement {
+                field: field.to_string(),
+                operator,
+                value: unescape_value(raw_value)?,
+            });
         }
         Ok(FieldSelector { requirements })
     }
@@ -121,7 +132,11 @@ impl FieldSelector {
             .iter()
             .map(|r| {
                 let field = convert_field_label(resource, &r.field)?;
-                Ok(FieldRequirement { field: field.to_string(), operator: r.operator, value: r.value.clone() })
+                Ok(FieldRequirement {
+                    field: field.to_string(),
+                    operator: r.operator,
+                    value: r.value.clone(),
+                })
             })
             .collect::<Result<Vec<_>, FieldSelectorError>>()?;
         Ok(FieldSelector { requirements })
@@ -129,12 +144,16 @@ impl FieldSelector {
 
     /// Whether an object with these field values matches (missing fields count as `""`).
     pub fn matches(&self, fields: &BTreeMap<String, String>) -> bool {
-        self.requirements.iter().all(|r| r.matches_value(fields.get(&r.field).map(String::as_str)))
+        self.requirements
+            .iter()
+            .all(|r| r.matches_value(fields.get(&r.field).map(String::as_str)))
     }
 
     /// Like [`FieldSelector::matches`] with the field values given by a function.
     pub fn matches_with(&self, get: impl Fn(&str) -> Option<String>) -> bool {
-        self.requirements.iter().all(|r| r.matches_value(get(&r.field).as_deref()))
+        self.requirements
+            .iter()
+            .all(|r| r.matches_value(get(&r.field).as_deref()))
     }
 
     /// `RequiresExactMatch`: the value `field` must equal for this selector to match, if the
@@ -196,8 +215,8 @@ fn split_term(term: &str) -> Option<(&str, &'static str, &str)> {
     for (i, _) in term.char_indices() {
         let rest = &term[i..];
         for op in ["!=", "==", "="] {
-            if rest.starts_with(op) {
-                return Some((&term[..i], op, &rest[op.len()..]));
+            if let Some(value) = rest.strip_prefix(op) {
+                return Some((&term[..i], op, value));
             }
         }
     }
@@ -259,7 +278,12 @@ const POD_FIELDS: &[&str] = &[
 ];
 const NODE_FIELDS: &[&str] = &["metadata.name", "spec.unschedulable"];
 const NAMESPACE_FIELDS: &[&str] = &["metadata.name", "status.phase"];
-const SERVICE_FIELDS: &[&str] = &["metadata.name", "metadata.namespace", "spec.clusterIP", "spec.type"];
+const SERVICE_FIELDS: &[&str] = &[
+    "metadata.name",
+    "metadata.namespace",
+    "spec.clusterIP",
+    "spec.type",
+];
 const SECRET_FIELDS: &[&str] = &["metadata.name", "metadata.namespace", "type"];
 const REPLICASET_FIELDS: &[&str] = &["metadata.name", "metadata.namespace", "status.replicas"];
 const EVENT_FIELDS: &[&str] = &[
@@ -313,7 +337,10 @@ pub fn supported_field_labels(resource: &str) -> &'static [&'static str] {
 
 /// The field label conversion: the label as the object's field set names it, or
 /// `field label not supported: <label>`.
-pub fn convert_field_label<'a>(resource: &str, label: &'a str) -> Result<&'a str, FieldSelectorError> {
+pub fn convert_field_label<'a>(
+    resource: &str,
+    label: &'a str,
+) -> Result<&'a str, FieldSelectorError> {
     if resource == "pods" && label == "spec.host" {
         // Old v1 clients sent spec.host.
         return Ok("spec.nodeName");
@@ -341,14 +368,26 @@ pub fn object_fields(resource: &str, obj: &Value) -> BTreeMap<String, String> {
     put("metadata.name", string_at(obj, &["metadata", "name"]));
     let cluster_scoped = matches!(resource, "nodes" | "namespaces");
     if !cluster_scoped {
-        put("metadata.namespace", string_at(obj, &["metadata", "namespace"]));
+        put(
+            "metadata.namespace",
+            string_at(obj, &["metadata", "namespace"]),
+        );
     }
     match resource {
         "pods" => {
             put("spec.nodeName", string_at(obj, &["spec", "nodeName"]));
-            put("spec.restartPolicy", string_at(obj, &["spec", "restartPolicy"]));
-            put("spec.schedulerName", string_at(obj, &["spec", "schedulerName"]));
-            put("spec.serviceAccountName", string_at(obj, &["spec", "serviceAccountName"]));
+            put(
+                "spec.restartPolicy",
+                string_at(obj, &["spec", "restartPolicy"]),
+            );
+            put(
+                "spec.schedulerName",
+                string_at(obj, &["spec", "schedulerName"]),
+            );
+            put(
+                "spec.serviceAccountName",
+                string_at(obj, &["spec", "serviceAccountName"]),
+            );
             put("spec.hostNetwork", bool_at(obj, &["spec", "hostNetwork"]));
             put("status.phase", string_at(obj, &["status", "phase"]));
             // Kubernetes reads the first of status.podIPs; a v1 object may carry only podIP.
@@ -358,9 +397,15 @@ pub fn object_fields(resource: &str, obj: &Value) -> BTreeMap<String, String> {
                 .map(str::to_string)
                 .unwrap_or_else(|| string_at(obj, &["status", "podIP"]));
             put("status.podIP", pod_ip);
-            put("status.nominatedNodeName", string_at(obj, &["status", "nominatedNodeName"]));
+            put(
+                "status.nominatedNodeName",
+                string_at(obj, &["status", "nominatedNodeName"]),
+            );
         }
-        "nodes" => put("spec.unschedulable", bool_at(obj, &["spec", "unschedulable"])),
+        "nodes" => put(
+            "spec.unschedulable",
+            bool_at(obj, &["spec", "unschedulable"]),
+        ),
         "namespaces" => put("status.phase", string_at(obj, &["status", "phase"])),
         "services" => {
             put("spec.clusterIP", string_at(obj, &["spec", "clusterIP"]));
@@ -368,23 +413,54 @@ pub fn object_fields(resource: &str, obj: &Value) -> BTreeMap<String, String> {
         }
         "secrets" => put("type", string_at(obj, &["type"])),
         "replicasets.apps" => {
-            let replicas = obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0);
+            let replicas = obj
+                .pointer("/status/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             put("status.replicas", replicas.to_string());
         }
         "events" | "events.events.k8s.io" => {
             let core = resource == "events";
             let reference = obj.get("involvedObject").or_else(|| obj.get("regarding"));
             let prefix = if core { "involvedObject" } else { "regarding" };
-            for part in ["kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath"] {
-                let v = reference.and_then(|r| r.get(part)).and_then(Value::as_str).unwrap_or("");
+            for part in [
+                "kind",
+                "namespace",
+                "name",
+                "uid",
+                "apiVersion",
+                "resourceVersion",
+                "fieldPath",
+            ] {
+                let v = reference
+                    .and_then(|r| r.get(part))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
                 put(&format!("{prefix}.{part}"), v.to_string());
             }
             put("reason", string_at(obj, &["reason"]));
             put("type", string_at(obj, &["type"]));
             let reporting = first_string(obj, &[&["reportingComponent"], &["reportingController"]]);
-            put(if core { "reportingComponent" } else { "reportingController" }, reporting.clone());
-            let component = first_string(obj, &[&["source", "component"], &["deprecatedSource", "component"]]);
-            put("source", if component.is_empty() { reporting } else { component });
+            put(
+                if core {
+                    "reportingComponent"
+                } else {
+                    "reportingController"
+                },
+                reporting.clone(),
+            );
+            let component = first_string(
+                obj,
+                &[&["source", "component"], &["deprecatedSource", "component"]],
+            );
+            put(
+                "source",
+                if component.is_empty() {
+                    reporting
+                } else {
+                    component
+                },
+            );
         }
         _ => {}
     }
@@ -403,7 +479,11 @@ fn string_at(obj: &Value, path: &[&str]) -> String {
 }
 
 fn first_string(obj: &Value, paths: &[&[&str]]) -> String {
-    paths.iter().map(|p| string_at(obj, p)).find(|s| !s.is_empty()).unwrap_or_default()
+    paths
+        .iter()
+        .map(|p| string_at(obj, p))
+        .find(|s| !s.is_empty())
+        .unwrap_or_default()
 }
 
 fn bool_at(obj: &Value, path: &[&str]) -> String {
@@ -431,7 +511,10 @@ mod tests {
             ("metadata.name==x", "metadata.name=x"),
             ("metadata.namespace!=y", "metadata.namespace!=y"),
             ("spec.nodeName=", "spec.nodeName="),
-            ("status.phase=Running,metadata.name=a", "metadata.name=a,status.phase=Running"),
+            (
+                "status.phase=Running,metadata.name=a",
+                "metadata.name=a,status.phase=Running",
+            ),
             ("a=b,,c=d", "a=b,c=d"),
             (",", ""),
             ("a=x\\,y", "a=x\\,y"),
@@ -444,14 +527,26 @@ mod tests {
         for (input, want) in cases {
             let s = FieldSelector::parse(input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
             assert_eq!(s.to_string(), want, "{input:?}");
-            assert_eq!(FieldSelector::parse(&s.to_string()).unwrap(), s, "round trip {input:?}");
+            assert_eq!(
+                FieldSelector::parse(&s.to_string()).unwrap(),
+                s,
+                "round trip {input:?}"
+            );
         }
         let s = FieldSelector::parse("a=x\\,y,b!=\\=").unwrap();
         assert_eq!(
             s.requirements(),
             [
-                FieldRequirement { field: "a".into(), operator: FieldOperator::Equals, value: "x,y".into() },
-                FieldRequirement { field: "b".into(), operator: FieldOperator::NotEquals, value: "=".into() },
+                FieldRequirement {
+                    field: "a".into(),
+                    operator: FieldOperator::Equals,
+                    value: "x,y".into()
+                },
+                FieldRequirement {
+                    field: "b".into(),
+                    operator: FieldOperator::NotEquals,
+                    value: "=".into()
+                },
             ]
         );
     }
@@ -459,49 +554,141 @@ mod tests {
     #[test]
     fn rejects_malformed_selectors() {
         let cases = [
-            ("metadata.name", "invalid selector: 'metadata.name'; can't understand 'metadata.name'"),
+            (
+                "metadata.name",
+                "invalid selector: 'metadata.name'; can't understand 'metadata.name'",
+            ),
             ("a=b,c", "invalid selector: 'a=b,c'; can't understand 'c'"),
-            ("a=b=c", "invalid field selector: unescaped character in value: 61"),
+            (
+                "a=b=c",
+                "invalid field selector: unescaped character in value: 61",
+            ),
             ("a==b,c", "invalid selector: 'a==b,c'; can't understand 'c'"),
-            ("a=x\\y", "invalid field selector: invalid escape sequence: \\y"),
-            ("a=x\\", "invalid field selector: invalid escape sequence: \\"),
-            ("a=x\\é", "invalid field selector: invalid escape sequence: \\é"),
-            ("a!==b", "invalid field selector: unescaped character in value: 61"),
+            (
+                "a=x\\y",
+                "invalid field selector: invalid escape sequence: \\y",
+            ),
+            (
+                "a=x\\",
+                "invalid field selector: invalid escape sequence: \\",
+            ),
+            (
+                "a=x\\é",
+                "invalid field selector: invalid escape sequence: \\é",
+            ),
+            (
+                "a!==b",
+                "invalid field selector: unescaped character in value: 61",
+            ),
         ];
         for (input, want) in cases {
-            assert_eq!(FieldSelector::parse(input).unwrap_err().to_string(), want, "{input:?}");
+            assert_eq!(
+                FieldSelector::parse(input).unwrap_err().to_string(),
+                want,
+                "{input:?}"
+            );
         }
     }
 
     #[test]
     fn validates_labels_per_resource() {
         let cases: Vec<(&str, &str, Result<&str, &str>)> = vec![
-            ("pods", "metadata.name=a,spec.nodeName=n", Ok("metadata.name=a,spec.nodeName=n")),
+            (
+                "pods",
+                "metadata.name=a,spec.nodeName=n",
+                Ok("metadata.name=a,spec.nodeName=n"),
+            ),
             ("pods", "spec.host=n", Ok("spec.nodeName=n")),
             ("pods", "status.podIPs=1.2.3.4", Ok("status.podIPs=1.2.3.4")),
-            ("pods", "spec.containers=x", Err("field label not supported: spec.containers")),
-            ("pods", "metadata.name =a", Err("field label not supported: metadata.name ")),
-            ("nodes", "spec.unschedulable=true", Ok("spec.unschedulable=true")),
-            ("nodes", "metadata.namespace=x", Err("field label not supported: metadata.namespace")),
-            ("namespaces", "status.phase=Active", Ok("status.phase=Active")),
-            ("namespaces", "metadata.namespace=x", Err("field label not supported: metadata.namespace")),
+            (
+                "pods",
+                "spec.containers=x",
+                Err("field label not supported: spec.containers"),
+            ),
+            (
+                "pods",
+                "metadata.name =a",
+                Err("field label not supported: metadata.name "),
+            ),
+            (
+                "nodes",
+                "spec.unschedulable=true",
+                Ok("spec.unschedulable=true"),
+            ),
+            (
+                "nodes",
+                "metadata.namespace=x",
+                Err("field label not supported: metadata.namespace"),
+            ),
+            (
+                "namespaces",
+                "status.phase=Active",
+                Ok("status.phase=Active"),
+            ),
+            (
+                "namespaces",
+                "metadata.namespace=x",
+                Err("field label not supported: metadata.namespace"),
+            ),
             ("services", "spec.clusterIP=None", Ok("spec.clusterIP=None")),
             ("secrets", "type=Opaque", Ok("type=Opaque")),
-            ("configmaps", "type=Opaque", Err("field label not supported: type")),
-            ("configmaps", "metadata.namespace=a", Ok("metadata.namespace=a")),
-            ("deployments.apps", "status.replicas=1", Err("field label not supported: status.replicas")),
-            ("replicasets.apps", "status.replicas=1", Ok("status.replicas=1")),
+            (
+                "configmaps",
+                "type=Opaque",
+                Err("field label not supported: type"),
+            ),
+            (
+                "configmaps",
+                "metadata.namespace=a",
+                Ok("metadata.namespace=a"),
+            ),
+            (
+                "deployments.apps",
+                "status.replicas=1",
+                Err("field label not supported: status.replicas"),
+            ),
+            (
+                "replicasets.apps",
+                "status.replicas=1",
+                Ok("status.replicas=1"),
+            ),
             (
                 "events",
                 "involvedObject.uid=u,involvedObject.name=n,involvedObject.namespace=d,involvedObject.kind=Deployment",
-                Ok("involvedObject.kind=Deployment,involvedObject.name=n,involvedObject.namespace=d,involvedObject.uid=u"),
+                Ok(
+                    "involvedObject.kind=Deployment,involvedObject.name=n,involvedObject.namespace=d,involvedObject.uid=u",
+                ),
             ),
-            ("events", "reportingComponent=kubelet,source=kubelet", Ok("reportingComponent=kubelet,source=kubelet")),
-            ("events", "regarding.name=x", Err("field label not supported: regarding.name")),
-            ("events.events.k8s.io", "regarding.name=x", Ok("regarding.name=x")),
-            ("events.events.k8s.io", "involvedObject.name=x", Err("field label not supported: involvedObject.name")),
-            ("events.events.k8s.io", "reportingController=c", Ok("reportingController=c")),
-            ("leases.coordination.k8s.io", "metadata.name=x", Ok("metadata.name=x")),
+            (
+                "events",
+                "reportingComponent=kubelet,source=kubelet",
+                Ok("reportingComponent=kubelet,source=kubelet"),
+            ),
+            (
+                "events",
+                "regarding.name=x",
+                Err("field label not supported: regarding.name"),
+            ),
+            (
+                "events.events.k8s.io",
+                "regarding.name=x",
+                Ok("regarding.name=x"),
+            ),
+            (
+                "events.events.k8s.io",
+                "involvedObject.name=x",
+                Err("field label not supported: involvedObject.name"),
+            ),
+            (
+                "events.events.k8s.io",
+                "reportingController=c",
+                Ok("reportingController=c"),
+            ),
+            (
+                "leases.coordination.k8s.io",
+                "metadata.name=x",
+                Ok("metadata.name=x"),
+            ),
             ("pods", "", Ok("")),
         ];
         for (resource, input, want) in cases {
@@ -551,17 +738,28 @@ mod tests {
             ("spec.nodeName!=", true, false),
             ("spec.nodeName=node-a", true, false),
             ("spec.host=node-a", true, false),
-            ("metadata.name=web-1,metadata.namespace=default", true, false),
+            (
+                "metadata.name=web-1,metadata.namespace=default",
+                true,
+                false,
+            ),
             ("status.phase!=Running", false, true),
             ("spec.hostNetwork=false", false, true),
             ("status.podIPs=", true, true),
             ("", true, true),
         ];
         for (input, want_scheduled, want_pending) in cases {
-            let s = FieldSelector::parse(input).unwrap().validate_for("pods").unwrap();
+            let s = FieldSelector::parse(input)
+                .unwrap()
+                .validate_for("pods")
+                .unwrap();
             assert_eq!(s.matches(&f), want_scheduled, "{input} on scheduled");
             assert_eq!(s.matches(&g), want_pending, "{input} on pending");
-            assert_eq!(s.matches_with(|k| g.get(k).cloned()), want_pending, "{input} on pending via fn");
+            assert_eq!(
+                s.matches_with(|k| g.get(k).cloned()),
+                want_pending,
+                "{input} on pending via fn"
+            );
         }
     }
 
@@ -574,7 +772,11 @@ mod tests {
                 json!({"metadata": {"name": "n1"}, "spec": {"unschedulable": true}}),
                 &[("metadata.name", "n1"), ("spec.unschedulable", "true")],
             ),
-            ("nodes", json!({"metadata": {"name": "n2"}}), &[("metadata.name", "n2"), ("spec.unschedulable", "false")]),
+            (
+                "nodes",
+                json!({"metadata": {"name": "n2"}}),
+                &[("metadata.name", "n2"), ("spec.unschedulable", "false")],
+            ),
             (
                 "namespaces",
                 json!({"metadata": {"name": "default"}, "status": {"phase": "Active"}}),
@@ -583,32 +785,56 @@ mod tests {
             (
                 "secrets",
                 json!({"metadata": {"name": "s", "namespace": "d"}, "type": "Opaque"}),
-                &[("metadata.name", "s"), ("metadata.namespace", "d"), ("type", "Opaque")],
+                &[
+                    ("metadata.name", "s"),
+                    ("metadata.namespace", "d"),
+                    ("type", "Opaque"),
+                ],
             ),
             (
                 "services",
                 json!({"metadata": {"name": "s", "namespace": "d"}, "spec": {"clusterIP": "10.96.0.1", "type": "ClusterIP"}}),
-                &[("metadata.name", "s"), ("metadata.namespace", "d"), ("spec.clusterIP", "10.96.0.1"), ("spec.type", "ClusterIP")],
+                &[
+                    ("metadata.name", "s"),
+                    ("metadata.namespace", "d"),
+                    ("spec.clusterIP", "10.96.0.1"),
+                    ("spec.type", "ClusterIP"),
+                ],
             ),
             (
                 "replicasets.apps",
                 json!({"metadata": {"name": "r", "namespace": "d"}, "status": {"replicas": 3}}),
-                &[("metadata.name", "r"), ("metadata.namespace", "d"), ("status.replicas", "3")],
+                &[
+                    ("metadata.name", "r"),
+                    ("metadata.namespace", "d"),
+                    ("status.replicas", "3"),
+                ],
             ),
             (
                 "replicasets.apps",
                 json!({"metadata": {"name": "r", "namespace": "d"}}),
-                &[("metadata.name", "r"), ("metadata.namespace", "d"), ("status.replicas", "0")],
+                &[
+                    ("metadata.name", "r"),
+                    ("metadata.namespace", "d"),
+                    ("status.replicas", "0"),
+                ],
             ),
             (
                 "configmaps",
                 json!({"metadata": {"name": "c", "namespace": "d"}, "data": {"type": "x"}}),
                 &[("metadata.name", "c"), ("metadata.namespace", "d")],
             ),
-            ("leases.coordination.k8s.io", json!("not an object"), &[("metadata.name", ""), ("metadata.namespace", "")]),
+            (
+                "leases.coordination.k8s.io",
+                json!("not an object"),
+                &[("metadata.name", ""), ("metadata.namespace", "")],
+            ),
         ];
         for (resource, obj, want) in cases {
-            let want: BTreeMap<String, String> = want.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let want: BTreeMap<String, String> = want
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             assert_eq!(object_fields(resource, &obj), want, "{resource} {obj}");
         }
     }
@@ -639,7 +865,10 @@ mod tests {
         assert_eq!(g["involvedObject.kind"], "Pod");
         assert_eq!(g["involvedObject.fieldPath"], "");
         assert_eq!(g["reportingComponent"], "default-scheduler");
-        assert_eq!(g["source"], "default-scheduler", "source falls back to the reporting controller");
+        assert_eq!(
+            g["source"], "default-scheduler",
+            "source falls back to the reporting controller"
+        );
         let h = object_fields("events.events.k8s.io", &core);
         assert_eq!(h["regarding.name"], "nginx");
         assert_eq!(h["reportingController"], "deployment-controller");
@@ -656,7 +885,10 @@ mod tests {
         // Every field a resource supports is produced by object_fields, and vice versa.
         for resource in ["events", "events.events.k8s.io"] {
             let produced: Vec<String> = object_fields(resource, &core).into_keys().collect();
-            let mut supported: Vec<String> = supported_field_labels(resource).iter().map(|s| s.to_string()).collect();
+            let mut supported: Vec<String> = supported_field_labels(resource)
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
             supported.sort();
             assert_eq!(produced, supported, "{resource}");
         }

@@ -27,7 +27,9 @@ pub struct LabelSelectorError {
 
 impl LabelSelectorError {
     fn new(message: impl Into<String>) -> LabelSelectorError {
-        LabelSelectorError { message: message.into() }
+        LabelSelectorError {
+            message: message.into(),
+        }
     }
 
     pub fn message(&self) -> &str {
@@ -87,12 +89,20 @@ impl Requirement {
     /// `labels.NewRequirement`: checks the key is a qualified name, the number of values suits
     /// the operator, `gt`/`lt` values are integers and every value is a label value. The error
     /// aggregates every problem, as Kubernetes' does (`[first, second]` when there are several).
-    pub fn new(key: impl Into<String>, operator: Operator, values: Vec<String>) -> Result<Requirement, LabelSelectorError> {
+    pub fn new(
+        key: impl Into<String>,
+        operator: Operator,
+        values: Vec<String>,
+    ) -> Result<Requirement, LabelSelectorError> {
         let key = key.into();
         let mut errs: Vec<String> = Vec::new();
         let key_errs = is_qualified_name(&key);
         if !key_errs.is_empty() {
-            errs.push(format!("key: Invalid value: {}: {}", go_quote(&key), key_errs.join("; ")));
+            errs.push(format!(
+                "key: Invalid value: {}: {}",
+                go_quote(&key),
+                key_errs.join("; ")
+            ));
         }
         match operator {
             Operator::In | Operator::NotIn => {
@@ -139,14 +149,22 @@ impl Requirement {
         for (i, v) in values.iter().enumerate() {
             let value_errs = is_valid_label_value(v);
             if !value_errs.is_empty() {
-                errs.push(format!("values[{i}][{key}]: Invalid value: {}: {}", go_quote(v), value_errs.join("; ")));
+                errs.push(format!(
+                    "values[{i}][{key}]: Invalid value: {}: {}",
+                    go_quote(v),
+                    value_errs.join("; ")
+                ));
             }
         }
         // Kubernetes drops duplicate messages when aggregating.
         let mut seen = BTreeSet::new();
         errs.retain(|e| seen.insert(e.clone()));
         match errs.len() {
-            0 => Ok(Requirement { key, operator, values }),
+            0 => Ok(Requirement {
+                key,
+                operator,
+                values,
+            }),
             1 => Err(LabelSelectorError::new(errs.remove(0))),
             _ => Err(LabelSelectorError::new(format!("[{}]", errs.join(", ")))),
         }
@@ -171,7 +189,9 @@ impl Requirement {
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         let value = labels.get(&self.key);
         match self.operator {
-            Operator::In | Operator::Equals | Operator::DoubleEquals => value.is_some_and(|v| self.values.contains(v)),
+            Operator::In | Operator::Equals | Operator::DoubleEquals => {
+                value.is_some_and(|v| self.values.contains(v))
+            }
             Operator::NotIn | Operator::NotEquals => value.is_none_or(|v| !self.values.contains(v)),
             Operator::Exists => value.is_some(),
             Operator::DoesNotExist => value.is_none(),
@@ -185,7 +205,11 @@ impl Requirement {
                 let Ok(want) = want.parse::<i64>() else {
                     return false;
                 };
-                if self.operator == Operator::GreaterThan { have > want } else { have < want }
+                if self.operator == Operator::GreaterThan {
+                    have > want
+                } else {
+                    have < want
+                }
             }
         }
     }
@@ -249,7 +273,10 @@ impl Selector {
 
     /// Matches no set of labels (what a missing `metav1.LabelSelector` means).
     pub fn nothing() -> Selector {
-        Selector { requirements: Vec::new(), nothing: true }
+        Selector {
+            requirements: Vec::new(),
+            nothing: true,
+        }
     }
 
     /// `labels.Parse`: the string form. The empty string is [`Selector::everything`].
@@ -257,13 +284,19 @@ impl Selector {
     pub fn parse(selector: &str) -> Result<Selector, LabelSelectorError> {
         let mut requirements = Parser::new(selector).parse()?;
         requirements.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(Selector { requirements, nothing: false })
+        Ok(Selector {
+            requirements,
+            nothing: false,
+        })
     }
 
     /// A selector from requirements, sorted by key like `Selector.Add`.
     pub fn from_requirements(mut requirements: Vec<Requirement>) -> Selector {
         requirements.sort_by(|a, b| a.key.cmp(&b.key));
-        Selector { requirements, nothing: false }
+        Selector {
+            requirements,
+            nothing: false,
+        }
     }
 
     /// `labels.SelectorFromSet`: `key=value` for each entry, unvalidated (as Kubernetes does;
@@ -272,18 +305,30 @@ impl Selector {
     pub fn from_set(set: &BTreeMap<String, String>) -> Selector {
         let requirements = set
             .iter()
-            .map(|(k, v)| Requirement { key: k.clone(), operator: Operator::Equals, values: vec![v.clone()] })
+            .map(|(k, v)| Requirement {
+                key: k.clone(),
+                operator: Operator::Equals,
+                values: vec![v.clone()],
+            })
             .collect();
-        Selector { requirements, nothing: false }
+        Selector {
+            requirements,
+            nothing: false,
+        }
     }
 
     /// `labels.ValidatedSelectorFromSet`: like [`Selector::from_set`] but checking keys and values.
-    pub fn from_set_validated(set: &BTreeMap<String, String>) -> Result<Selector, LabelSelectorError> {
+    pub fn from_set_validated(
+        set: &BTreeMap<String, String>,
+    ) -> Result<Selector, LabelSelectorError> {
         let requirements = set
             .iter()
             .map(|(k, v)| Requirement::new(k.clone(), Operator::Equals, vec![v.clone()]))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Selector { requirements, nothing: false })
+        Ok(Selector {
+            requirements,
+            nothing: false,
+        })
     }
 
     /// The requirements, sorted by key. Empty for both [`Selector::everything`] and
@@ -343,7 +388,9 @@ impl FromStr for Selector {
 /// `metav1.LabelSelectorAsSelector`: `None` selects nothing, an empty selector everything;
 /// otherwise `matchLabels` become `key=value` requirements and `matchExpressions` use the
 /// operators `In`, `NotIn`, `Exists` and `DoesNotExist`.
-pub fn selector_from_label_selector(selector: Option<&LabelSelector>) -> Result<Selector, LabelSelectorError> {
+pub fn selector_from_label_selector(
+    selector: Option<&LabelSelector>,
+) -> Result<Selector, LabelSelectorError> {
     let Some(selector) = selector else {
         return Ok(Selector::nothing());
     };
@@ -354,7 +401,11 @@ pub fn selector_from_label_selector(selector: Option<&LabelSelector>) -> Result<
     }
     let mut requirements = Vec::new();
     for (k, v) in match_labels.into_iter().flatten() {
-        requirements.push(Requirement::new(k.clone(), Operator::Equals, vec![v.clone()])?);
+        requirements.push(Requirement::new(
+            k.clone(),
+            Operator::Equals,
+            vec![v.clone()],
+        )?);
     }
     for expr in match_expressions {
         let operator = match expr.operator.as_str() {
@@ -369,7 +420,11 @@ pub fn selector_from_label_selector(selector: Option<&LabelSelector>) -> Result<
                 )));
             }
         };
-        requirements.push(Requirement::new(expr.key.clone(), operator, expr.values.clone().unwrap_or_default())?);
+        requirements.push(Requirement::new(
+            expr.key.clone(),
+            operator,
+            expr.values.clone().unwrap_or_default(),
+        )?);
     }
     Ok(Selector::from_requirements(requirements))
 }
@@ -484,7 +539,10 @@ impl Lexer<'_> {
             }
         }
         // Every single special symbol is a token, so `last` is always set here.
-        last.unwrap_or((Token::Identifier, String::from_utf8_lossy(&buffer).into_owned()))
+        last.unwrap_or((
+            Token::Identifier,
+            String::from_utf8_lossy(&buffer).into_owned(),
+        ))
     }
 
     fn lex(&mut self) -> (Token, String) {
@@ -496,7 +554,11 @@ impl Lexer<'_> {
             return (Token::EndOfString, String::new());
         }
         self.unread();
-        if is_special_symbol(ch) { self.scan_special_symbol() } else { self.scan_id_or_keyword() }
+        if is_special_symbol(ch) {
+            self.scan_special_symbol()
+        } else {
+            self.scan_id_or_keyword()
+        }
     }
 }
 
@@ -515,7 +577,10 @@ struct Parser {
 
 impl Parser {
     fn new(selector: &str) -> Parser {
-        let mut lexer = Lexer { s: selector.as_bytes(), pos: 0 };
+        let mut lexer = Lexer {
+            s: selector.as_bytes(),
+            pos: 0,
+        };
         let mut items = Vec::new();
         loop {
             let (tok, lit) = lexer.lex();
@@ -529,7 +594,12 @@ impl Parser {
 
     fn item(&self, index: usize, context: Context) -> (Token, String) {
         // The last item is always EndOfString; reading past it keeps returning it.
-        let (tok, lit) = self.items.get(index).or(self.items.last()).cloned().unwrap_or((Token::EndOfString, String::new()));
+        let (tok, lit) = self
+            .items
+            .get(index)
+            .or(self.items.last())
+            .cloned()
+            .unwrap_or((Token::EndOfString, String::new()));
         let tok = match tok {
             Token::In | Token::NotIn if context == Context::Values => Token::Identifier,
             t => t,
@@ -553,9 +623,9 @@ impl Parser {
             let (tok, lit) = self.lookahead(Context::Values);
             match tok {
                 Token::Identifier | Token::DoesNotExist => {
-                    let r = self
-                        .parse_requirement()
-                        .map_err(|e| LabelSelectorError::new(format!("unable to parse requirement: {e}")))?;
+                    let r = self.parse_requirement().map_err(|e| {
+                        LabelSelectorError::new(format!("unable to parse requirement: {e}"))
+                    })?;
                     requirements.push(r);
                     let (t, l) = self.consume(Context::Values);
                     match t {
@@ -568,7 +638,11 @@ impl Parser {
                                 )));
                             }
                         }
-                        _ => return Err(LabelSelectorError::new(format!("found '{l}', expected: ',' or 'end of string'"))),
+                        _ => {
+                            return Err(LabelSelectorError::new(format!(
+                                "found '{l}', expected: ',' or 'end of string'"
+                            )));
+                        }
                     }
                 }
                 Token::EndOfString => return Ok(requirements),
@@ -594,7 +668,9 @@ impl Parser {
         Requirement::new(key, operator, values.into_iter().collect())
     }
 
-    fn parse_key_and_infer_operator(&mut self) -> Result<(String, Option<Operator>), LabelSelectorError> {
+    fn parse_key_and_infer_operator(
+        &mut self,
+    ) -> Result<(String, Option<Operator>), LabelSelectorError> {
         let mut operator = None;
         let (mut tok, mut literal) = self.consume(Context::Values);
         if tok == Token::DoesNotExist {
@@ -602,7 +678,9 @@ impl Parser {
             (tok, literal) = self.consume(Context::Values);
         }
         if tok != Token::Identifier {
-            return Err(LabelSelectorError::new(format!("found '{literal}', expected: identifier")));
+            return Err(LabelSelectorError::new(format!(
+                "found '{literal}', expected: identifier"
+            )));
         }
         let key_errs = is_qualified_name(&literal);
         if !key_errs.is_empty() {
@@ -614,7 +692,9 @@ impl Parser {
             )));
         }
         let (next, _) = self.lookahead(Context::Values);
-        if (next == Token::EndOfString || next == Token::Comma) && operator != Some(Operator::DoesNotExist) {
+        if (next == Token::EndOfString || next == Token::Comma)
+            && operator != Some(Operator::DoesNotExist)
+        {
             operator = Some(Operator::Exists);
         }
         Ok((literal, operator))
@@ -631,7 +711,9 @@ impl Parser {
             Token::NotIn => Operator::NotIn,
             Token::NotEquals => Operator::NotEquals,
             _ => {
-                return Err(LabelSelectorError::new(format!("found '{lit}', expected: in, notin, =, ==, !=, gt, lt")));
+                return Err(LabelSelectorError::new(format!(
+                    "found '{lit}', expected: in, notin, =, ==, !=, gt, lt"
+                )));
             }
         })
     }
@@ -640,7 +722,9 @@ impl Parser {
     fn parse_values(&mut self) -> Result<BTreeSet<String>, LabelSelectorError> {
         let (tok, lit) = self.consume(Context::Values);
         if tok != Token::OpenPar {
-            return Err(LabelSelectorError::new(format!("found '{lit}' expected: '('")));
+            return Err(LabelSelectorError::new(format!(
+                "found '{lit}' expected: '('"
+            )));
         }
         let (tok, lit) = self.lookahead(Context::Values);
         match tok {
@@ -649,7 +733,9 @@ impl Parser {
                 let (tok, _) = self.consume(Context::Values);
                 if tok != Token::ClosedPar {
                     // Kubernetes reports the token that opened the list here, not the bad one.
-                    return Err(LabelSelectorError::new(format!("found '{lit}', expected: ')'")));
+                    return Err(LabelSelectorError::new(format!(
+                        "found '{lit}', expected: ')'"
+                    )));
                 }
                 Ok(set)
             }
@@ -657,7 +743,9 @@ impl Parser {
                 self.consume(Context::Values);
                 Ok(BTreeSet::from([String::new()]))
             }
-            _ => Err(LabelSelectorError::new(format!("found '{lit}', expected: ',', ')' or identifier"))),
+            _ => Err(LabelSelectorError::new(format!(
+                "found '{lit}', expected: ',', ')' or identifier"
+            ))),
         }
     }
 
@@ -673,7 +761,11 @@ impl Parser {
                     match tok2 {
                         Token::Comma => continue,
                         Token::ClosedPar => return Ok(set),
-                        _ => return Err(LabelSelectorError::new(format!("found '{lit2}', expected: ',' or ')'"))),
+                        _ => {
+                            return Err(LabelSelectorError::new(format!(
+                                "found '{lit2}', expected: ',' or ')'"
+                            )));
+                        }
                     }
                 }
                 Token::Comma => {
@@ -689,7 +781,11 @@ impl Parser {
                         set.insert(String::new()); // ",,"
                     }
                 }
-                _ => return Err(LabelSelectorError::new(format!("found '{lit}', expected: ',', or identifier"))),
+                _ => {
+                    return Err(LabelSelectorError::new(format!(
+                        "found '{lit}', expected: ',', or identifier"
+                    )));
+                }
             }
         }
     }
@@ -703,7 +799,9 @@ impl Parser {
         if tok == Token::Identifier {
             Ok(BTreeSet::from([lit]))
         } else {
-            Err(LabelSelectorError::new(format!("found '{lit}', expected: identifier")))
+            Err(LabelSelectorError::new(format!(
+                "found '{lit}', expected: identifier"
+            )))
         }
     }
 }
@@ -715,7 +813,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     /// Input → canonical string form.
@@ -736,7 +837,10 @@ mod tests {
             ("  a = b ,  c  ", "a=b,c"),
             ("z=1,a=2,m", "a=2,m,z=1"),
             ("b=2,a=1,b!=3", "a=1,b=2,b!=3"),
-            ("x in (foo,,baz),y,z notin ()", "x in (,baz,foo),y,z notin ()"),
+            (
+                "x in (foo,,baz),y,z notin ()",
+                "x in (,baz,foo),y,z notin ()",
+            ),
             ("a in (in)", "a in (in)"),
             ("in in (notin)", "in in (notin)"),
             ("a=", "a="),
@@ -751,7 +855,11 @@ mod tests {
             let s = Selector::parse(input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
             assert_eq!(s.to_string(), want, "input {input:?}");
             // The canonical form parses to the same selector.
-            assert_eq!(Selector::parse(&s.to_string()).unwrap().to_string(), want, "round trip {input:?}");
+            assert_eq!(
+                Selector::parse(&s.to_string()).unwrap().to_string(),
+                want,
+                "round trip {input:?}"
+            );
         }
     }
 
@@ -810,8 +918,23 @@ mod tests {
     #[test]
     fn never_panics_on_odd_input() {
         let inputs = [
-            "\0", "a\0b", "a=\0", "é=ü", "a in (é)", "((((", "))))", "!!!!", "a!!=b", "=====", "a,,,,", "a in ((x))",
-            "a notin", "a notin (", "a=b\0c=d", "\u{1F600}", "a=\u{1F600}",
+            "\0",
+            "a\0b",
+            "a=\0",
+            "é=ü",
+            "a in (é)",
+            "((((",
+            "))))",
+            "!!!!",
+            "a!!=b",
+            "=====",
+            "a,,,,",
+            "a in ((x))",
+            "a notin",
+            "a notin (",
+            "a=b\0c=d",
+            "\u{1F600}",
+            "a=\u{1F600}",
         ];
         for input in inputs {
             let _ = Selector::parse(input);
@@ -884,7 +1007,11 @@ mod tests {
             ("a", "a", None),
         ];
         for (input, label, want) in cases {
-            assert_eq!(Selector::parse(input).unwrap().requires_exact_match(label), want, "{input} {label}");
+            assert_eq!(
+                Selector::parse(input).unwrap().requires_exact_match(label),
+                want,
+                "{input} {label}"
+            );
         }
     }
 
@@ -899,7 +1026,10 @@ mod tests {
     #[test]
     fn from_label_selector() {
         let everything = LabelSelector::default();
-        let empty_parts = LabelSelector { match_labels: Some(BTreeMap::new()), match_expressions: Some(vec![]) };
+        let empty_parts = LabelSelector {
+            match_labels: Some(BTreeMap::new()),
+            match_expressions: Some(vec![]),
+        };
         let full = LabelSelector {
             match_labels: Some(labels(&[("tier", "front"), ("app", "web")])),
             match_expressions: Some(vec![
@@ -913,18 +1043,40 @@ mod tests {
             (None, Ok(""), false),
             (Some(&everything), Ok(""), true),
             (Some(&empty_parts), Ok(""), true),
-            (Some(&full), Ok("app=web,app,env in (dev,prod),!legacy,tier=front,zone notin (z1)"), false),
+            (
+                Some(&full),
+                Ok("app=web,app,env in (dev,prod),!legacy,tier=front,zone notin (z1)"),
+                false,
+            ),
         ];
         for (input, want, everything) in cases {
             let got = selector_from_label_selector(input);
-            assert_eq!(got.as_ref().map(|s| s.to_string()).map_err(|e| e.to_string()), want.map(String::from).map_err(String::from));
+            assert_eq!(
+                got.as_ref()
+                    .map(|s| s.to_string())
+                    .map_err(|e| e.to_string()),
+                want.map(String::from).map_err(String::from)
+            );
             assert_eq!(got.unwrap().is_everything(), everything);
         }
         let s = selector_from_label_selector(Some(&full)).unwrap();
-        assert!(s.matches(&labels(&[("app", "web"), ("tier", "front"), ("env", "dev")])));
+        assert!(s.matches(&labels(&[
+            ("app", "web"),
+            ("tier", "front"),
+            ("env", "dev")
+        ])));
         assert!(!s.matches(&labels(&[("app", "web"), ("tier", "front"), ("env", "qa")])));
-        assert!(!s.matches(&labels(&[("app", "web"), ("tier", "front"), ("env", "dev"), ("legacy", "")])));
-        assert!(selector_from_label_selector(None).unwrap().matches_nothing());
+        assert!(!s.matches(&labels(&[
+            ("app", "web"),
+            ("tier", "front"),
+            ("env", "dev"),
+            ("legacy", "")
+        ])));
+        assert!(
+            selector_from_label_selector(None)
+                .unwrap()
+                .matches_nothing()
+        );
     }
 
     #[test]
@@ -953,23 +1105,51 @@ mod tests {
             ),
         ];
         for (input, want) in cases {
-            assert_eq!(selector_from_label_selector(Some(&input)).unwrap_err().to_string(), want);
+            assert_eq!(
+                selector_from_label_selector(Some(&input))
+                    .unwrap_err()
+                    .to_string(),
+                want
+            );
         }
     }
 
     #[test]
     fn requirement_constructor() {
-        let cases: Vec<(&str, Operator, Vec<&str>, Result<&str, &str>)> = vec![
+        type Case = (
+            &'static str,
+            Operator,
+            Vec<&'static str>,
+            Result<&'static str, &'static str>,
+        );
+        let cases: Vec<Case> = vec![
             ("a", Operator::Equals, vec!["b"], Ok("a=b")),
-            ("a", Operator::Equals, vec![], Err("values: Invalid value: []string(nil): exact-match compatibility requires one single value")),
-            ("a", Operator::GreaterThan, vec!["1", "2"], Err("values: Invalid value: []string{\"1\", \"2\"}: for 'Gt', 'Lt' operators, exactly one value is required")),
+            (
+                "a",
+                Operator::Equals,
+                vec![],
+                Err(
+                    "values: Invalid value: []string(nil): exact-match compatibility requires one single value",
+                ),
+            ),
+            (
+                "a",
+                Operator::GreaterThan,
+                vec!["1", "2"],
+                Err(
+                    "values: Invalid value: []string{\"1\", \"2\"}: for 'Gt', 'Lt' operators, exactly one value is required",
+                ),
+            ),
             ("a", Operator::LessThan, vec!["10"], Ok("a<10")),
             ("a", Operator::NotIn, vec!["y", "x"], Ok("a notin (x,y)")),
             ("a", Operator::DoesNotExist, vec![], Ok("!a")),
         ];
         for (key, op, values, want) in cases {
             let got = Requirement::new(key, op, values.iter().map(|s| s.to_string()).collect());
-            assert_eq!(got.map(|r| r.to_string()).map_err(|e| e.to_string()), want.map(String::from).map_err(String::from));
+            assert_eq!(
+                got.map(|r| r.to_string()).map_err(|e| e.to_string()),
+                want.map(String::from).map_err(String::from)
+            );
         }
     }
 
@@ -980,6 +1160,9 @@ mod tests {
         assert!(Selector::from_set(&BTreeMap::new()).is_everything());
         assert!(Selector::from_set(&set).matches(&labels(&[("a", "1"), ("b", "2"), ("c", "3")])));
         assert!(Selector::from_set_validated(&labels(&[("a", "x y")])).is_err());
-        assert_eq!(Selector::from_set_validated(&set).unwrap(), Selector::from_set(&set));
+        assert_eq!(
+            Selector::from_set_validated(&set).unwrap(),
+            Selector::from_set(&set)
+        );
     }
 }

@@ -36,14 +36,18 @@ pub enum Format {
 /// Why a quantity could not be parsed. The first three messages are Kubernetes' own.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QuantityError {
-    #[error("quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")]
+    #[error(
+        "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+    )]
     FormatWrong,
     #[error("unable to parse quantity's suffix")]
     Suffix,
     #[error("unable to parse numeric part of quantity")]
     Numeric,
     /// More significant digits than an `i128` holds, or an exponent beyond `i32`.
-    #[error("quantity {0:?} has too many significant digits or too large an exponent to be represented exactly")]
+    #[error(
+        "quantity {0:?} has too many significant digits or too large an exponent to be represented exactly"
+    )]
     OutOfRange(String),
 }
 
@@ -72,7 +76,11 @@ const MAX_DIGITS: usize = 38;
 impl Quantity {
     /// Zero (`0`), in decimal SI format.
     pub fn zero() -> Quantity {
-        Quantity { mantissa: 0, exponent: 0, format: Format::DecimalSI }
+        Quantity {
+            mantissa: 0,
+            exponent: 0,
+            format: Format::DecimalSI,
+        }
     }
 
     /// A whole number in the given format (`NewQuantity`).
@@ -92,7 +100,11 @@ impl Quantity {
             return None;
         }
         if mantissa == 0 {
-            return Some(Quantity { mantissa: 0, exponent: 0, format });
+            return Some(Quantity {
+                mantissa: 0,
+                exponent: 0,
+                format,
+            });
         }
         let mut exponent = exponent;
         while mantissa % 10 == 0 {
@@ -100,7 +112,11 @@ impl Quantity {
             exponent += 1;
         }
         let exponent = i32::try_from(exponent).ok()?;
-        Some(Quantity { mantissa, exponent, format })
+        Some(Quantity {
+            mantissa,
+            exponent,
+            format,
+        })
     }
 
     /// `ParseQuantity`: see the [module documentation](self).
@@ -125,7 +141,11 @@ impl Quantity {
             if !parts.has_digits && base == 10 && i64::from(exponent) < NANO_EXPONENT {
                 return Err(QuantityError::Numeric);
             }
-            return Ok(Quantity { mantissa: 0, exponent: 0, format });
+            return Ok(Quantity {
+                mantissa: 0,
+                exponent: 0,
+                format,
+            });
         };
         let last_nonzero = all.iter().rposition(|&d| d != b'0').unwrap_or(first);
         let mut digits = &all[first..=last_nonzero];
@@ -142,19 +162,31 @@ impl Quantity {
                 // dropped and the kept part rounds up (away from zero).
                 let drop = NANO_EXPONENT - e;
                 round_up = true;
-                digits = if drop >= digits.len() as i64 { &[][..] } else { &digits[..digits.len() - drop as usize] };
+                digits = if drop >= digits.len() as i64 {
+                    &[][..]
+                } else {
+                    &digits[..digits.len() - drop as usize]
+                };
                 e = NANO_EXPONENT;
             }
             let kept = digits_to_i128(digits).ok_or_else(out_of_range)?;
-            magnitude = if round_up { kept.checked_add(1).ok_or_else(out_of_range)? } else { kept };
+            magnitude = if round_up {
+                kept.checked_add(1).ok_or_else(out_of_range)?
+            } else {
+                kept
+            };
             exp10 = e;
         } else {
             // value = digits × 10^shift × 2^exponent, exactly, then rounded to nano and capped.
             let d = digits_to_i128(digits).ok_or_else(out_of_range)?;
-            let scaled = 1i128.checked_shl(exponent as u32).and_then(|p| d.checked_mul(p));
+            let scaled = 1i128
+                .checked_shl(exponent as u32)
+                .and_then(|p| d.checked_mul(p));
             if shift >= 0 {
                 // A whole number of at least 1024: anything that does not fit is over the cap.
-                magnitude = scaled.and_then(|m| pow10(shift).and_then(|p| m.checked_mul(p))).map_or(MAX_BINARY, |m| m.min(MAX_BINARY));
+                magnitude = scaled
+                    .and_then(|m| pow10(shift).and_then(|p| m.checked_mul(p)))
+                    .map_or(MAX_BINARY, |m| m.min(MAX_BINARY));
                 exp10 = 0;
             } else {
                 let m = scaled.ok_or_else(out_of_range)?;
@@ -167,8 +199,16 @@ impl Quantity {
                     exp10 = shift;
                 }
                 if cmp_magnitude(magnitude, exp10, MAX_BINARY, 0) == Ordering::Greater {
-                    return Ok(Quantity::from_parts(if parts.positive { MAX_BINARY } else { -MAX_BINARY }, 0, format)
-                        .unwrap_or_else(Quantity::zero));
+                    return Ok(Quantity::from_parts(
+                        if parts.positive {
+                            MAX_BINARY
+                        } else {
+                            -MAX_BINARY
+                        },
+                        0,
+                        format,
+                    )
+                    .unwrap_or_else(Quantity::zero));
                 }
                 if cmp_magnitude(magnitude, exp10, 1, 0) == Ordering::Less {
                     // A binary quantity below one prints in decimal SI.
@@ -176,7 +216,11 @@ impl Quantity {
                 }
             }
         }
-        let signed = if parts.positive { magnitude } else { -magnitude };
+        let signed = if parts.positive {
+            magnitude
+        } else {
+            -magnitude
+        };
         Quantity::from_parts(signed, exp10, format).ok_or_else(out_of_range)
     }
 
@@ -207,7 +251,9 @@ impl Quantity {
 
     /// An approximation as a float, for scoring and ratios.
     pub fn to_f64(&self) -> f64 {
-        format!("{}e{}", self.mantissa, self.exponent).parse().unwrap_or(0.0)
+        format!("{}e{}", self.mantissa, self.exponent)
+            .parse()
+            .unwrap_or(0.0)
     }
 
     /// `value × 10^places`, rounded away from zero, saturating.
@@ -220,18 +266,34 @@ impl Quantity {
             let (q, r) = div_pow10_u128(magnitude, -shift);
             Some(if r != 0 { q + 1 } else { q })
         };
-        let limit = if self.mantissa < 0 { i64::MIN.unsigned_abs() } else { i64::MAX as u64 };
+        let limit = if self.mantissa < 0 {
+            i64::MIN.unsigned_abs()
+        } else {
+            i64::MAX as u64
+        };
         let v = scaled.map_or(limit, |v| u64::try_from(v).map_or(limit, |v| v.min(limit)));
-        if self.mantissa < 0 { 0i64.saturating_sub_unsigned(v) } else { v as i64 }
+        if self.mantissa < 0 {
+            0i64.saturating_sub_unsigned(v)
+        } else {
+            v as i64
+        }
     }
 
     /// The sum, in this quantity's format (the other's when this one is zero); `None` if it
     /// cannot be held exactly.
     pub fn checked_add(&self, other: &Quantity) -> Option<Quantity> {
-        let format = if self.is_zero() { other.format } else { self.format };
+        let format = if self.is_zero() {
+            other.format
+        } else {
+            self.format
+        };
         let exponent = self.exponent.min(other.exponent);
-        let a = self.mantissa.checked_mul(pow10(i64::from(self.exponent) - i64::from(exponent))?)?;
-        let b = other.mantissa.checked_mul(pow10(i64::from(other.exponent) - i64::from(exponent))?)?;
+        let a = self
+            .mantissa
+            .checked_mul(pow10(i64::from(self.exponent) - i64::from(exponent))?)?;
+        let b = other
+            .mantissa
+            .checked_mul(pow10(i64::from(other.exponent) - i64::from(exponent))?)?;
         Quantity::from_parts(a.checked_add(b)?, i64::from(exponent), format)
     }
 
@@ -242,7 +304,10 @@ impl Quantity {
 
     /// The negation.
     pub fn neg(&self) -> Quantity {
-        Quantity { mantissa: -self.mantissa, ..*self }
+        Quantity {
+            mantissa: -self.mantissa,
+            ..*self
+        }
     }
 
     /// `CanonicalizeBytes`: the number and the suffix, e.g. (`1500`, `m`).
@@ -254,8 +319,13 @@ impl Quantity {
         let magnitude = self.mantissa.unsigned_abs();
         let mut format = self.format;
         if format == Format::BinarySI {
-            let small = cmp_magnitude(self.mantissa, i64::from(self.exponent), 1024, 0) == Ordering::Less;
-            let whole = if self.exponent >= 0 { pow10_u128(i64::from(self.exponent)).and_then(|p| magnitude.checked_mul(p)) } else { None };
+            let small =
+                cmp_magnitude(self.mantissa, i64::from(self.exponent), 1024, 0) == Ordering::Less;
+            let whole = if self.exponent >= 0 {
+                pow10_u128(i64::from(self.exponent)).and_then(|p| magnitude.checked_mul(p))
+            } else {
+                None
+            };
             match whole {
                 Some(mut v) if !small => {
                     // Divide out powers of 1024: 1536Mi stays 1536Mi, 1024Mi becomes 1Gi.
@@ -333,10 +403,16 @@ fn interpret_suffix(suffix: &str) -> Result<(u32, i32, Format), QuantityError> {
         "Pi" => binary(50),
         "Ei" => binary(60),
         _ => {
-            let rest = suffix.strip_prefix('e').or_else(|| suffix.strip_prefix('E')).filter(|r| !r.is_empty());
+            let rest = suffix
+                .strip_prefix('e')
+                .or_else(|| suffix.strip_prefix('E'))
+                .filter(|r| !r.is_empty());
             // Go's ParseInt takes an optional sign; so does Rust's. Kubernetes accepts exponents
             // within ±(2^31 - 1) and rejects the rest rather than truncating them.
-            let e: i32 = rest.and_then(|r| r.parse().ok()).filter(|e| *e != i32::MIN).ok_or(QuantityError::Suffix)?;
+            let e: i32 = rest
+                .and_then(|r| r.parse().ok())
+                .filter(|e| *e != i32::MIN)
+                .ok_or(QuantityError::Suffix)?;
             Ok((10, e, Format::DecimalExponent))
         }
     }
@@ -373,13 +449,23 @@ fn split_quantity(s: &str) -> Result<Parts<'_>, QuantityError> {
         pos += 1;
     }
     if pos >= end {
-        return Ok(Parts { positive, num: "0", denom: "", suffix: "", has_digits: has_digits(end) });
+        return Ok(Parts {
+            positive,
+            num: "0",
+            denom: "",
+            suffix: "",
+            has_digits: has_digits(end),
+        });
     }
     let num_start = pos;
     while pos < end && b[pos].is_ascii_digit() {
         pos += 1;
     }
-    let num = if pos == num_start { "0" } else { &s[num_start..pos] };
+    let num = if pos == num_start {
+        "0"
+    } else {
+        &s[num_start..pos]
+    };
     let mut denom = "";
     if pos < end && b[pos] == b'.' {
         pos += 1;
@@ -391,7 +477,13 @@ fn split_quantity(s: &str) -> Result<Parts<'_>, QuantityError> {
     }
     let has = has_digits(pos);
     if pos >= end {
-        return Ok(Parts { positive, num, denom, suffix: "", has_digits: has });
+        return Ok(Parts {
+            positive,
+            num,
+            denom,
+            suffix: "",
+            has_digits: has,
+        });
     }
     let suffix_start = pos;
     while pos < end && b"eEinumkKMGTP".contains(&b[pos]) {
@@ -406,7 +498,13 @@ fn split_quantity(s: &str) -> Result<Parts<'_>, QuantityError> {
     if pos < end {
         return Err(QuantityError::FormatWrong);
     }
-    Ok(Parts { positive, num, denom, suffix: &s[suffix_start..], has_digits: has })
+    Ok(Parts {
+        positive,
+        num,
+        denom,
+        suffix: &s[suffix_start..],
+        has_digits: has,
+    })
 }
 
 fn digits_to_i128(digits: &[u8]) -> Option<i128> {
@@ -506,9 +604,17 @@ impl Ord for Quantity {
         if sa != sb {
             return sa.cmp(&sb);
         }
-        let by_magnitude =
-            cmp_magnitude(self.mantissa, i64::from(self.exponent), other.mantissa, i64::from(other.exponent));
-        if sa < 0 { by_magnitude.reverse() } else { by_magnitude }
+        let by_magnitude = cmp_magnitude(
+            self.mantissa,
+            i64::from(self.exponent),
+            other.mantissa,
+            i64::from(other.exponent),
+        );
+        if sa < 0 {
+            by_magnitude.reverse()
+        } else {
+            by_magnitude
+        }
     }
 }
 
@@ -704,7 +810,11 @@ mod tests {
             ("-", "0", DecimalSI),
             (".", "0", DecimalSI),
             ("0Ki", "0", BinarySI),
-            ("123456789012345678901234567890", "123456789012345678901234567890", DecimalSI),
+            (
+                "123456789012345678901234567890",
+                "123456789012345678901234567890",
+                DecimalSI,
+            ),
             ("1e2147483647", "10e2147483646", DecimalExponent),
         ];
         for (input, want, format) in cases {
@@ -789,9 +899,15 @@ mod tests {
         assert!(matches!(err, QuantityError::OutOfRange(_)), "{err}");
         assert!(err.to_string().contains("too many significant digits"));
         let too_long_binary = format!("0.{}1Ki", "1".repeat(40));
-        assert!(matches!(parse_quantity(&too_long_binary), Err(QuantityError::OutOfRange(_))));
+        assert!(matches!(
+            parse_quantity(&too_long_binary),
+            Err(QuantityError::OutOfRange(_))
+        ));
         // Huge exponents that still fit: no panic, and an error where the exponent overflows.
-        assert!(matches!(parse_quantity("10e2147483647"), Err(QuantityError::OutOfRange(_))));
+        assert!(matches!(
+            parse_quantity("10e2147483647"),
+            Err(QuantityError::OutOfRange(_))
+        ));
         assert_eq!(parse_quantity("1e-2147483648"), Err(QuantityError::Suffix));
         assert_eq!(parse_quantity("1e4294967297"), Err(QuantityError::Suffix));
     }
@@ -799,11 +915,21 @@ mod tests {
     #[test]
     fn many_digits_are_rounded_or_rejected_not_panicking() {
         // Fraction digits below nano are rounded away before the i128 limit applies.
-        assert_eq!(q(&format!("0.{}", "1".repeat(60))).to_string(), "111111112n");
+        assert_eq!(
+            q(&format!("0.{}", "1".repeat(60))).to_string(),
+            "111111112n"
+        );
         assert_eq!(q(&format!("{}e-60", "9".repeat(30))).to_string(), "1e-9");
-        assert_eq!(q(&format!("1{}Ki", "0".repeat(50))).to_string(), "9223372036854775807");
+        assert_eq!(
+            q(&format!("1{}Ki", "0".repeat(50))).to_string(),
+            "9223372036854775807"
+        );
         assert_eq!(q(&format!("0.{}1Ki", "0".repeat(50))).to_string(), "1n");
-        for input in ["9".repeat(38), format!("-{}", "9".repeat(38)), format!("{}Ei", "9".repeat(38))] {
+        for input in [
+            "9".repeat(38),
+            format!("-{}", "9".repeat(38)),
+            format!("{}Ei", "9".repeat(38)),
+        ] {
             let _ = parse_quantity(&input).map(|v| v.to_string());
         }
     }
@@ -826,7 +952,11 @@ mod tests {
             ("1E", "1Ei", Ordering::Less),
             ("100Mi", "0.1Gi", Ordering::Less),
             ("1e20", "99999999999999999999", Ordering::Greater),
-            ("123456789012345678901234567890", "123456789012345678901234567891", Ordering::Less),
+            (
+                "123456789012345678901234567890",
+                "123456789012345678901234567891",
+                Ordering::Less,
+            ),
             ("1e2147483646", "9e38", Ordering::Greater),
             ("1e-9", "2n", Ordering::Less),
         ];
@@ -835,7 +965,7 @@ mod tests {
             assert_eq!(q(b).cmp(&q(a)), want.reverse(), "{b} vs {a}");
             assert_eq!(q(a) == q(b), want == Ordering::Equal, "{a} == {b}");
         }
-        let mut sorted = vec![q("1Gi"), q("1"), q("-1"), q("500m"), q("1G")];
+        let mut sorted = [q("1Gi"), q("1"), q("-1"), q("500m"), q("1G")];
         sorted.sort();
         let printed: Vec<String> = sorted.iter().map(|v| v.to_string()).collect();
         assert_eq!(printed, ["-1", "500m", "1", "1G", "1Gi"]);
@@ -888,11 +1018,18 @@ mod tests {
             ("1e3", "1e3", "2e3"),
         ];
         for (a, b, want) in cases {
-            assert_eq!(q(a).checked_add(&q(b)).unwrap().to_string(), want, "{a} + {b}");
+            assert_eq!(
+                q(a).checked_add(&q(b)).unwrap().to_string(),
+                want,
+                "{a} + {b}"
+            );
         }
         assert_eq!(q("1").checked_sub(&q("250m")).unwrap().to_string(), "750m");
         assert_eq!(q("1e2147483646").checked_add(&q("1n")), None);
-        assert_eq!(Quantity::from_milli(1500, Format::DecimalSI).to_string(), "1500m");
+        assert_eq!(
+            Quantity::from_milli(1500, Format::DecimalSI).to_string(),
+            "1500m"
+        );
         assert_eq!(Quantity::new(1 << 30, Format::BinarySI).to_string(), "1Gi");
         assert_eq!(Quantity::new(-5, Format::DecimalSI).to_string(), "-5");
         assert!((q("1.5").to_f64() - 1.5).abs() < 1e-12);
@@ -917,8 +1054,13 @@ mod tests {
         for json in ["\"abc\"", "true", "[]", "{}", "\"\""] {
             assert!(serde_json::from_str::<Quantity>(json).is_err(), "{json}");
         }
-        let err = serde_json::from_str::<Quantity>("\"1Gb\"").unwrap_err().to_string();
-        assert!(err.contains("quantities must match the regular expression"), "{err}");
+        let err = serde_json::from_str::<Quantity>("\"1Gb\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("quantities must match the regular expression"),
+            "{err}"
+        );
         assert_eq!(serde_json::to_string(&q("1.5")).unwrap(), "\"1500m\"");
         assert_eq!(serde_json::to_string(&q("1024Mi")).unwrap(), "\"1Gi\"");
         let opt: Option<Quantity> = serde_json::from_str("null").unwrap();
@@ -931,8 +1073,14 @@ mod tests {
         let v = Quantity::try_from(&k).unwrap();
         assert_eq!(v.to_string(), "1536Mi");
         assert_eq!(K8sQuantity::from(&v).0, "1536Mi");
-        assert_eq!(Quantity::try_from(K8sQuantity(" 2 ".to_string())).unwrap(), q("2"));
-        assert_eq!(Quantity::try_from(K8sQuantity("x".to_string())), Err(QuantityError::FormatWrong));
+        assert_eq!(
+            Quantity::try_from(K8sQuantity(" 2 ".to_string())).unwrap(),
+            q("2")
+        );
+        assert_eq!(
+            Quantity::try_from(K8sQuantity("x".to_string())),
+            Err(QuantityError::FormatWrong)
+        );
         assert_eq!(K8sQuantity::from(q("1000")).0, "1k");
     }
 }

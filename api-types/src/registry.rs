@@ -71,7 +71,11 @@ impl fmt::Display for GroupVersion {
 }
 
 fn join_api_version(group: &str, version: &str) -> String {
-    if group.is_empty() { version.to_string() } else { format!("{group}/{version}") }
+    if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    }
 }
 
 /// Split an `apiVersion` into group and version: `v1` → (`""`, `v1`), `apps/v1` → (`apps`,
@@ -79,7 +83,9 @@ fn join_api_version(group: &str, version: &str) -> String {
 pub fn split_api_version(api_version: &str) -> Option<(&str, &str)> {
     match api_version.split_once('/') {
         None if !api_version.is_empty() => Some(("", api_version)),
-        Some((group, version)) if !group.is_empty() && !version.is_empty() && !version.contains('/') => {
+        Some((group, version))
+            if !group.is_empty() && !version.is_empty() && !version.contains('/') =>
+        {
             Some((group, version))
         }
         _ => None,
@@ -93,7 +99,10 @@ impl ResourceInfo {
     }
 
     pub fn group_version(&self) -> GroupVersion {
-        GroupVersion { group: self.group, version: self.version }
+        GroupVersion {
+            group: self.group,
+            version: self.version,
+        }
     }
 
     /// The kind of the resource's lists (`PodList`).
@@ -126,12 +135,21 @@ impl ResourceInfo {
             "finalize" => (self.group, self.version, self.kind, UPDATE),
             _ => return None,
         };
-        Some(SubresourceInfo { name, group, version, kind, verbs })
+        Some(SubresourceInfo {
+            name,
+            group,
+            version,
+            kind,
+            verbs,
+        })
     }
 
     /// All served subresources with their details, in discovery order.
     pub fn subresource_infos(&self) -> Vec<SubresourceInfo> {
-        self.subresources.iter().filter_map(|s| self.subresource(s)).collect()
+        self.subresources
+            .iter()
+            .filter_map(|s| self.subresource(s))
+            .collect()
     }
 
     /// Whether `name` (already lower-cased) names this resource as kubectl would accept it:
@@ -145,9 +163,20 @@ impl ResourceInfo {
 }
 
 /// The standard verbs of a resource with collection delete.
-const STANDARD_VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+const STANDARD_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 /// Namespaces have no `deletecollection`.
-const NAMESPACE_VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "update", "watch"];
+const NAMESPACE_VERBS: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
 const GET_PATCH_UPDATE: &[&str] = &["get", "patch", "update"];
 const CREATE: &[&str] = &["create"];
 const UPDATE: &[&str] = &["update"];
@@ -331,10 +360,22 @@ static RESOURCES: &[ResourceInfo] = &[
 ];
 
 static GROUP_VERSIONS: &[GroupVersion] = &[
-    GroupVersion { group: "", version: "v1" },
-    GroupVersion { group: "apps", version: "v1" },
-    GroupVersion { group: "events.k8s.io", version: "v1" },
-    GroupVersion { group: "coordination.k8s.io", version: "v1" },
+    GroupVersion {
+        group: "",
+        version: "v1",
+    },
+    GroupVersion {
+        group: "apps",
+        version: "v1",
+    },
+    GroupVersion {
+        group: "events.k8s.io",
+        version: "v1",
+    },
+    GroupVersion {
+        group: "coordination.k8s.io",
+        version: "v1",
+    },
 ];
 
 /// Every served resource, core group first, then by group in preference order.
@@ -351,24 +392,36 @@ pub fn group_versions() -> &'static [GroupVersion] {
 /// The resources of one group-version, in discovery order.
 pub fn resources_in(group: &str, version: &str) -> impl Iterator<Item = &'static ResourceInfo> {
     let (group, version) = (group.to_string(), version.to_string());
-    RESOURCES.iter().filter(move |r| r.group == group && r.version == version)
+    RESOURCES
+        .iter()
+        .filter(move |r| r.group == group && r.version == version)
 }
 
 /// Exact lookup, as a URL names a resource: `("", "v1", "pods")`, `("apps", "v1",
 /// "deployments")`.
-pub fn by_group_version_resource(group: &str, version: &str, resource: &str) -> Option<&'static ResourceInfo> {
-    RESOURCES.iter().find(|r| r.group == group && r.version == version && r.resource == resource)
+pub fn by_group_version_resource(
+    group: &str,
+    version: &str,
+    resource: &str,
+) -> Option<&'static ResourceInfo> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.resource == resource)
 }
 
 /// The resource of a kind in a group (`("apps", "Deployment")`); kinds are case-sensitive.
 pub fn by_kind(group: &str, kind: &str) -> Option<&'static ResourceInfo> {
-    RESOURCES.iter().find(|r| r.group == group && r.kind == kind)
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.kind == kind)
 }
 
 /// The resource of an object's `apiVersion` and `kind` (`("apps/v1", "Deployment")`).
 pub fn by_api_version_kind(api_version: &str, kind: &str) -> Option<&'static ResourceInfo> {
     let (group, version) = split_api_version(api_version)?;
-    RESOURCES.iter().find(|r| r.group == group && r.version == version && r.kind == kind)
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.kind == kind)
 }
 
 /// A resource named as [`ResourceInfo::qualified_resource`] writes it: `pods`,
@@ -378,7 +431,10 @@ pub fn by_qualified_resource(qualified: &str) -> Option<&'static ResourceInfo> {
         if r.group.is_empty() {
             qualified == r.resource
         } else {
-            qualified.strip_prefix(r.resource).and_then(|rest| rest.strip_prefix('.')) == Some(r.group)
+            qualified
+                .strip_prefix(r.resource)
+                .and_then(|rest| rest.strip_prefix('.'))
+                == Some(r.group)
         }
     })
 }
@@ -392,12 +448,16 @@ pub fn resolve(name: &str) -> Vec<&'static ResourceInfo> {
     if name.is_empty() {
         return Vec::new();
     }
-    let mut found: Vec<&'static ResourceInfo> = RESOURCES.iter().filter(|r| r.answers_to(&name)).collect();
+    let mut found: Vec<&'static ResourceInfo> =
+        RESOURCES.iter().filter(|r| r.answers_to(&name)).collect();
     if found.is_empty()
         && let Some((head, qualifier)) = name.split_once('.')
     {
         // `<name>.<group>` first, then `<name>.<version>.<group>`, as kubectl tries them.
-        found = RESOURCES.iter().filter(|r| r.group == qualifier && r.answers_to(head)).collect();
+        found = RESOURCES
+            .iter()
+            .filter(|r| r.group == qualifier && r.answers_to(head))
+            .collect();
         if found.is_empty()
             && let Some((version, group)) = qualifier.split_once('.')
         {
@@ -413,7 +473,10 @@ pub fn resolve(name: &str) -> Vec<&'static ResourceInfo> {
 /// The resources in a category (`all` gives pods, services, deployments and replicasets), in
 /// preference order.
 pub fn by_category(category: &str) -> Vec<&'static ResourceInfo> {
-    RESOURCES.iter().filter(|r| r.categories.contains(&category)).collect()
+    RESOURCES
+        .iter()
+        .filter(|r| r.categories.contains(&category))
+        .collect()
 }
 
 #[cfg(test)]
@@ -424,26 +487,101 @@ mod tests {
     /// columns of `kubectl api-resources -o wide` against Kubernetes 1.33.
     #[test]
     fn matches_kubernetes_discovery() {
-        let std = "create,delete,deletecollection,get,list,patch,update,watch";
+        let standard = "create,delete,deletecollection,get,list,patch,update,watch";
         let cases = [
-            ("v1", "configmaps", "configmap", "cm", true, "ConfigMap", std, ""),
-            ("v1", "endpoints", "endpoints", "ep", true, "Endpoints", std, ""),
-            ("v1", "events", "event", "ev", true, "Event", std, ""),
-            ("v1", "namespaces", "namespace", "ns", false, "Namespace", "create,delete,get,list,patch,update,watch", ""),
-            ("v1", "nodes", "node", "no", false, "Node", std, ""),
-            ("v1", "pods", "pod", "po", true, "Pod", std, "all"),
-            ("v1", "secrets", "secret", "", true, "Secret", std, ""),
-            ("v1", "serviceaccounts", "serviceaccount", "sa", true, "ServiceAccount", std, ""),
-            ("v1", "services", "service", "svc", true, "Service", std, "all"),
-            ("apps/v1", "deployments", "deployment", "deploy", true, "Deployment", std, "all"),
-            ("apps/v1", "replicasets", "replicaset", "rs", true, "ReplicaSet", std, "all"),
-            ("events.k8s.io/v1", "events", "event", "ev", true, "Event", std, ""),
-            ("coordination.k8s.io/v1", "leases", "lease", "", true, "Lease", std, ""),
+            (
+                "v1",
+                "configmaps",
+                "configmap",
+                "cm",
+                true,
+                "ConfigMap",
+                standard,
+                "",
+            ),
+            (
+                "v1",
+                "endpoints",
+                "endpoints",
+                "ep",
+                true,
+                "Endpoints",
+                standard,
+                "",
+            ),
+            ("v1", "events", "event", "ev", true, "Event", standard, ""),
+            (
+                "v1",
+                "namespaces",
+                "namespace",
+                "ns",
+                false,
+                "Namespace",
+                "create,delete,get,list,patch,update,watch",
+                "",
+            ),
+            ("v1", "nodes", "node", "no", false, "Node", standard, ""),
+            ("v1", "pods", "pod", "po", true, "Pod", standard, "all"),
+            ("v1", "secrets", "secret", "", true, "Secret", standard, ""),
+            (
+                "v1",
+                "serviceaccounts",
+                "serviceaccount",
+                "sa",
+                true,
+                "ServiceAccount",
+                standard,
+                "",
+            ),
+            (
+                "v1", "services", "service", "svc", true, "Service", standard, "all",
+            ),
+            (
+                "apps/v1",
+                "deployments",
+                "deployment",
+                "deploy",
+                true,
+                "Deployment",
+                standard,
+                "all",
+            ),
+            (
+                "apps/v1",
+                "replicasets",
+                "replicaset",
+                "rs",
+                true,
+                "ReplicaSet",
+                standard,
+                "all",
+            ),
+            (
+                "events.k8s.io/v1",
+                "events",
+                "event",
+                "ev",
+                true,
+                "Event",
+                standard,
+                "",
+            ),
+            (
+                "coordination.k8s.io/v1",
+                "leases",
+                "lease",
+                "",
+                true,
+                "Lease",
+                standard,
+                "",
+            ),
         ];
         assert_eq!(all().len(), cases.len());
         for (api_version, plural, singular, short, namespaced, kind, verbs, categories) in cases {
             let (group, version) = split_api_version(api_version).unwrap();
-            let r = by_group_version_resource(group, version, plural).unwrap_or_else(|| panic!("{api_version} {plural}"));
+            let r = by_group_version_resource(group, version, plural)
+                .unwrap_or_else(|| panic!("{api_version} {plural}"));
             assert_eq!(r.api_version(), api_version);
             assert_eq!(r.singular, singular, "{plural}");
             assert_eq!(r.short_names.join(","), short, "{plural}");
@@ -467,36 +605,98 @@ mod tests {
             ("coordination.k8s.io", "leases", "leases"),
         ];
         for (group, plural, path) in cases {
-            assert_eq!(by_group_version_resource(group, "v1", plural).unwrap().storage_path, path);
+            assert_eq!(
+                by_group_version_resource(group, "v1", plural)
+                    .unwrap()
+                    .storage_path,
+                path
+            );
         }
     }
 
     #[test]
     fn subresources() {
         let cases = [
-            ("", "pods", "status", Some(("v1", "Pod", "get,patch,update"))),
+            (
+                "",
+                "pods",
+                "status",
+                Some(("v1", "Pod", "get,patch,update")),
+            ),
             ("", "pods", "binding", Some(("v1", "Binding", "create"))),
-            ("", "pods", "eviction", Some(("policy/v1", "Eviction", "create"))),
+            (
+                "",
+                "pods",
+                "eviction",
+                Some(("policy/v1", "Eviction", "create")),
+            ),
             ("", "pods", "log", None),
             ("", "pods", "scale", None),
-            ("", "namespaces", "finalize", Some(("v1", "Namespace", "update"))),
-            ("", "namespaces", "status", Some(("v1", "Namespace", "get,patch,update"))),
-            ("", "nodes", "status", Some(("v1", "Node", "get,patch,update"))),
-            ("", "services", "status", Some(("v1", "Service", "get,patch,update"))),
+            (
+                "",
+                "namespaces",
+                "finalize",
+                Some(("v1", "Namespace", "update")),
+            ),
+            (
+                "",
+                "namespaces",
+                "status",
+                Some(("v1", "Namespace", "get,patch,update")),
+            ),
+            (
+                "",
+                "nodes",
+                "status",
+                Some(("v1", "Node", "get,patch,update")),
+            ),
+            (
+                "",
+                "services",
+                "status",
+                Some(("v1", "Service", "get,patch,update")),
+            ),
             ("", "configmaps", "status", None),
-            ("apps", "deployments", "scale", Some(("autoscaling/v1", "Scale", "get,patch,update"))),
-            ("apps", "deployments", "status", Some(("apps/v1", "Deployment", "get,patch,update"))),
-            ("apps", "replicasets", "scale", Some(("autoscaling/v1", "Scale", "get,patch,update"))),
-            ("apps", "replicasets", "status", Some(("apps/v1", "ReplicaSet", "get,patch,update"))),
+            (
+                "apps",
+                "deployments",
+                "scale",
+                Some(("autoscaling/v1", "Scale", "get,patch,update")),
+            ),
+            (
+                "apps",
+                "deployments",
+                "status",
+                Some(("apps/v1", "Deployment", "get,patch,update")),
+            ),
+            (
+                "apps",
+                "replicasets",
+                "scale",
+                Some(("autoscaling/v1", "Scale", "get,patch,update")),
+            ),
+            (
+                "apps",
+                "replicasets",
+                "status",
+                Some(("apps/v1", "ReplicaSet", "get,patch,update")),
+            ),
         ];
         for (group, plural, sub, want) in cases {
             let r = by_group_version_resource(group, "v1", plural).unwrap();
-            let got = r.subresource(sub).map(|s| (s.api_version(), s.kind, s.verbs.join(",")));
+            let got = r
+                .subresource(sub)
+                .map(|s| (s.api_version(), s.kind, s.verbs.join(",")));
             let want = want.map(|(a, k, v)| (a.to_string(), k, v.to_string()));
             assert_eq!(got, want, "{plural}/{sub}");
         }
         for r in all() {
-            assert_eq!(r.subresource_infos().len(), r.subresources.len(), "{}", r.resource);
+            assert_eq!(
+                r.subresource_infos().len(),
+                r.subresources.len(),
+                "{}",
+                r.resource
+            );
         }
     }
 
@@ -510,12 +710,20 @@ mod tests {
             ("events.k8s.io", "Event", Some("events")),
         ];
         for (group, kind, want) in cases {
-            assert_eq!(by_kind(group, kind).map(|r| r.resource), want, "{group} {kind}");
+            assert_eq!(
+                by_kind(group, kind).map(|r| r.resource),
+                want,
+                "{group} {kind}"
+            );
         }
         let cases = [
             ("v1", "Pod", Some(("", "pods"))),
             ("apps/v1", "ReplicaSet", Some(("apps", "replicasets"))),
-            ("events.k8s.io/v1", "Event", Some(("events.k8s.io", "events"))),
+            (
+                "events.k8s.io/v1",
+                "Event",
+                Some(("events.k8s.io", "events")),
+            ),
             ("v1", "Event", Some(("", "events"))),
             ("apps/v1beta1", "Deployment", None),
             ("apps/", "Deployment", None),
@@ -524,7 +732,11 @@ mod tests {
             ("a/b/c", "Pod", None),
         ];
         for (api_version, kind, want) in cases {
-            assert_eq!(by_api_version_kind(api_version, kind).map(|r| (r.group, r.resource)), want, "{api_version} {kind}");
+            assert_eq!(
+                by_api_version_kind(api_version, kind).map(|r| (r.group, r.resource)),
+                want,
+                "{api_version} {kind}"
+            );
         }
     }
 
@@ -551,7 +763,10 @@ mod tests {
             ("deployments.v1.apps", &["deployments.apps"]),
             ("deployments.v2.apps", &[]),
             ("lease", &["leases.coordination.k8s.io"]),
-            ("leases.coordination.k8s.io", &["leases.coordination.k8s.io"]),
+            (
+                "leases.coordination.k8s.io",
+                &["leases.coordination.k8s.io"],
+            ),
             ("endpoints", &["endpoints"]),
             ("ep", &["endpoints"]),
             ("cm", &["configmaps"]),
@@ -566,21 +781,42 @@ mod tests {
             ("pods.", &["pods"]),
         ];
         for (name, want) in cases {
-            let got: Vec<String> = resolve(name).iter().map(|r| r.qualified_resource()).collect();
+            let got: Vec<String> = resolve(name)
+                .iter()
+                .map(|r| r.qualified_resource())
+                .collect();
             assert_eq!(got, *want, "{name:?}");
         }
     }
 
     #[test]
     fn categories_and_group_versions() {
-        let all_names: Vec<String> = by_category("all").iter().map(|r| r.qualified_resource()).collect();
-        assert_eq!(all_names, ["pods", "services", "deployments.apps", "replicasets.apps"]);
+        let all_names: Vec<String> = by_category("all")
+            .iter()
+            .map(|r| r.qualified_resource())
+            .collect();
+        assert_eq!(
+            all_names,
+            ["pods", "services", "deployments.apps", "replicasets.apps"]
+        );
         assert!(by_category("nope").is_empty());
         let gvs: Vec<String> = group_versions().iter().map(|gv| gv.to_string()).collect();
-        assert_eq!(gvs, ["v1", "apps/v1", "events.k8s.io/v1", "coordination.k8s.io/v1"]);
+        assert_eq!(
+            gvs,
+            [
+                "v1",
+                "apps/v1",
+                "events.k8s.io/v1",
+                "coordination.k8s.io/v1"
+            ]
+        );
         // Every resource's group-version is listed, and every listed one has resources.
         for r in all() {
-            assert!(group_versions().contains(&r.group_version()), "{}", r.resource);
+            assert!(
+                group_versions().contains(&r.group_version()),
+                "{}",
+                r.resource
+            );
         }
         for gv in group_versions() {
             assert!(resources_in(gv.group, gv.version).next().is_some(), "{gv}");

@@ -25,7 +25,8 @@ pub const TOTAL_ANNOTATION_SIZE_LIMIT_BYTES: usize = 256 * 1024;
 
 const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
 const DNS1123_LABEL_ERR_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character";
-const DNS1123_SUBDOMAIN_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const DNS1123_SUBDOMAIN_FMT: &str =
+    "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 const DNS1123_SUBDOMAIN_ERR_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
 const DNS1035_LABEL_FMT: &str = "[a-z]([-a-z0-9]*[a-z0-9])?";
 const DNS1035_LABEL_ERR_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character";
@@ -77,7 +78,9 @@ fn matches_dns1123_label(value: &str) -> bool {
     let b = value.as_bytes();
     match (b.first(), b.last()) {
         (Some(&first), Some(&last)) => {
-            is_lower_alnum(first) && is_lower_alnum(last) && b.iter().all(|&c| is_lower_alnum(c) || c == b'-')
+            is_lower_alnum(first)
+                && is_lower_alnum(last)
+                && b.iter().all(|&c| is_lower_alnum(c) || c == b'-')
         }
         _ => false,
     }
@@ -100,7 +103,8 @@ fn matches_qualified_name_part(value: &str) -> bool {
         (Some(first), Some(last)) => {
             first.is_ascii_alphanumeric()
                 && last.is_ascii_alphanumeric()
-                && b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.')
+                && b.iter()
+                    .all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.')
         }
         _ => false,
     }
@@ -121,7 +125,11 @@ pub fn is_dns1123_label(value: &str) -> Vec<String> {
             // be the dots.
             errs.push("must not contain dots".to_string());
         } else {
-            errs.push(regex_error(DNS1123_LABEL_ERR_MSG, DNS1123_LABEL_FMT, &["my-name", "123-abc"]));
+            errs.push(regex_error(
+                DNS1123_LABEL_ERR_MSG,
+                DNS1123_LABEL_FMT,
+                &["my-name", "123-abc"],
+            ));
         }
     }
     errs
@@ -135,7 +143,11 @@ pub fn is_dns1123_subdomain(value: &str) -> Vec<String> {
         errs.push(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH));
     }
     if !matches_dns1123_subdomain(value) {
-        errs.push(regex_error(DNS1123_SUBDOMAIN_ERR_MSG, DNS1123_SUBDOMAIN_FMT, &["example.com"]));
+        errs.push(regex_error(
+            DNS1123_SUBDOMAIN_ERR_MSG,
+            DNS1123_SUBDOMAIN_FMT,
+            &["example.com"],
+        ));
     }
     errs
 }
@@ -147,7 +159,11 @@ pub fn is_dns1035_label(value: &str) -> Vec<String> {
         errs.push(max_len_error(DNS1123_LABEL_MAX_LENGTH));
     }
     if !matches_dns1035_label(value) {
-        errs.push(regex_error(DNS1035_LABEL_ERR_MSG, DNS1035_LABEL_FMT, &["my-name", "abc-123"]));
+        errs.push(regex_error(
+            DNS1035_LABEL_ERR_MSG,
+            DNS1035_LABEL_FMT,
+            &["my-name", "abc-123"],
+        ));
     }
     errs
 }
@@ -164,7 +180,11 @@ pub fn is_qualified_name(value: &str) -> Vec<String> {
             if prefix.is_empty() {
                 errs.push(format!("prefix part {}", empty_error()));
             } else {
-                errs.extend(is_dns1123_subdomain(prefix).into_iter().map(|m| format!("prefix part {m}")));
+                errs.extend(
+                    is_dns1123_subdomain(prefix)
+                        .into_iter()
+                        .map(|m| format!("prefix part {m}")),
+                );
             }
             *name
         }
@@ -179,12 +199,19 @@ pub fn is_qualified_name(value: &str) -> Vec<String> {
     if name.is_empty() {
         errs.push(format!("name part {}", empty_error()));
     } else if name.len() > QUALIFIED_NAME_MAX_LENGTH {
-        errs.push(format!("name part {}", max_len_error(QUALIFIED_NAME_MAX_LENGTH)));
+        errs.push(format!(
+            "name part {}",
+            max_len_error(QUALIFIED_NAME_MAX_LENGTH)
+        ));
     }
     if !matches_qualified_name_part(name) {
         errs.push(format!(
             "name part {}",
-            regex_error(QUALIFIED_NAME_ERR_MSG, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"])
+            regex_error(
+                QUALIFIED_NAME_ERR_MSG,
+                QUALIFIED_NAME_FMT,
+                &["MyName", "my.name", "123-abc"]
+            )
         ));
     }
     errs
@@ -198,7 +225,11 @@ pub fn is_valid_label_value(value: &str) -> Vec<String> {
         errs.push(max_len_error(LABEL_VALUE_MAX_LENGTH));
     }
     if !value.is_empty() && !matches_qualified_name_part(value) {
-        errs.push(regex_error(LABEL_VALUE_ERR_MSG, LABEL_VALUE_FMT, &["MyValue", "my_value", "12345"]));
+        errs.push(regex_error(
+            LABEL_VALUE_ERR_MSG,
+            LABEL_VALUE_FMT,
+            &["MyValue", "my_value", "12345"],
+        ));
     }
     errs
 }
@@ -206,9 +237,14 @@ pub fn is_valid_label_value(value: &str) -> Vec<String> {
 /// `ValidateAnnotationsSize`: keys plus values must total at most 256 KiB. The error is the
 /// detail Kubernetes puts in its `Too long` field error.
 pub fn validate_annotations_size(annotations: &BTreeMap<String, String>) -> Result<(), String> {
-    let total: usize = annotations.iter().map(|(k, v)| k.len().saturating_add(v.len())).fold(0, usize::saturating_add);
+    let total: usize = annotations
+        .iter()
+        .map(|(k, v)| k.len().saturating_add(v.len()))
+        .fold(0, usize::saturating_add);
     if total > TOTAL_ANNOTATION_SIZE_LIMIT_BYTES {
-        Err(format!("must have at most {TOTAL_ANNOTATION_SIZE_LIMIT_BYTES} bytes"))
+        Err(format!(
+            "must have at most {TOTAL_ANNOTATION_SIZE_LIMIT_BYTES} bytes"
+        ))
     } else {
         Ok(())
     }
@@ -335,7 +371,10 @@ impl FieldErrorType {
     fn shows_value(self) -> bool {
         !matches!(
             self,
-            FieldErrorType::Required | FieldErrorType::Forbidden | FieldErrorType::TooLong | FieldErrorType::Internal
+            FieldErrorType::Required
+                | FieldErrorType::Forbidden
+                | FieldErrorType::TooLong
+                | FieldErrorType::Internal
         )
     }
 }
@@ -367,7 +406,12 @@ impl FieldError {
 
     /// `field.Required(path, detail)`.
     pub fn required(field: impl Into<String>, detail: impl Into<String>) -> FieldError {
-        FieldError { kind: FieldErrorType::Required, field: field.into(), bad_value: None, detail: detail.into() }
+        FieldError {
+            kind: FieldErrorType::Required,
+            field: field.into(),
+            bad_value: None,
+            detail: detail.into(),
+        }
     }
 
     /// `field.TooLong(path, "", max)` for a length in bytes.
@@ -418,7 +462,9 @@ pub fn go_quote(s: &str) -> String {
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
             '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -431,21 +477,39 @@ pub fn go_quote(s: &str) -> String {
 pub fn validate_labels(labels: &BTreeMap<String, String>, field: &str) -> Vec<FieldError> {
     let mut errs = Vec::new();
     for (k, v) in labels {
-        errs.extend(is_qualified_name(k).into_iter().map(|m| FieldError::invalid(field, k, m)));
-        errs.extend(is_valid_label_value(v).into_iter().map(|m| FieldError::invalid(field, v, m)));
+        errs.extend(
+            is_qualified_name(k)
+                .into_iter()
+                .map(|m| FieldError::invalid(field, k, m)),
+        );
+        errs.extend(
+            is_valid_label_value(v)
+                .into_iter()
+                .map(|m| FieldError::invalid(field, v, m)),
+        );
     }
     errs
 }
 
 /// `ValidateAnnotations`: every key a qualified name (case-insensitively), and the total size
 /// within [`TOTAL_ANNOTATION_SIZE_LIMIT_BYTES`]. `field` is normally `metadata.annotations`.
-pub fn validate_annotations(annotations: &BTreeMap<String, String>, field: &str) -> Vec<FieldError> {
+pub fn validate_annotations(
+    annotations: &BTreeMap<String, String>,
+    field: &str,
+) -> Vec<FieldError> {
     let mut errs = Vec::new();
     for k in annotations.keys() {
-        errs.extend(is_qualified_name(&k.to_lowercase()).into_iter().map(|m| FieldError::invalid(field, k, m)));
+        errs.extend(
+            is_qualified_name(&k.to_lowercase())
+                .into_iter()
+                .map(|m| FieldError::invalid(field, k, m)),
+        );
     }
     if validate_annotations_size(annotations).is_err() {
-        errs.push(FieldError::too_long(field, TOTAL_ANNOTATION_SIZE_LIMIT_BYTES));
+        errs.push(FieldError::too_long(
+            field,
+            TOTAL_ANNOTATION_SIZE_LIMIT_BYTES,
+        ));
     }
     errs
 }
@@ -453,7 +517,11 @@ pub fn validate_annotations(annotations: &BTreeMap<String, String>, field: &str)
 /// The name checks of `ValidateObjectMeta` for an object of `resource`: `metadata.generateName`
 /// (when given) and `metadata.name`, which is required unless a `generateName` is given (the
 /// name is generated before validation in Kubernetes, so callers validate after generating).
-pub fn validate_object_meta_name(resource: &str, name: &str, generate_name: Option<&str>) -> Vec<FieldError> {
+pub fn validate_object_meta_name(
+    resource: &str,
+    name: &str,
+    generate_name: Option<&str>,
+) -> Vec<FieldError> {
     let rule = name_rule(resource);
     let mut errs = Vec::new();
     if let Some(generate_name) = generate_name.filter(|g| !g.is_empty()) {
@@ -464,9 +532,16 @@ pub fn validate_object_meta_name(resource: &str, name: &str, generate_name: Opti
         );
     }
     if name.is_empty() {
-        errs.push(FieldError::required("metadata.name", "name or generateName is required"));
+        errs.push(FieldError::required(
+            "metadata.name",
+            "name or generateName is required",
+        ));
     } else {
-        errs.extend(rule.check(name, false).into_iter().map(|m| FieldError::invalid("metadata.name", name, m)));
+        errs.extend(
+            rule.check(name, false)
+                .into_iter()
+                .map(|m| FieldError::invalid("metadata.name", name, m)),
+        );
     }
     errs
 }
@@ -506,7 +581,13 @@ mod tests {
 
     #[test]
     fn dns1123_subdomain() {
-        let long = format!("{}.{}.{}.{}", "a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(63));
+        let long = format!(
+            "{}.{}.{}.{}",
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(63)
+        );
         let long_dot = format!("{}.", &long[..253]);
         let cases: Vec<(&str, Vec<&str>)> = vec![
             ("example.com", vec![]),
@@ -524,7 +605,10 @@ mod tests {
             ("a/b", vec![SUBDOMAIN_MSG]),
             (&long[..255], vec!["must be no more than 253 characters"]),
             (&long[..254], vec!["must be no more than 253 characters"]),
-            (&long_dot, vec!["must be no more than 253 characters", SUBDOMAIN_MSG]),
+            (
+                &long_dot,
+                vec!["must be no more than 253 characters", SUBDOMAIN_MSG],
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(is_dns1123_subdomain(input), want, "input {input:?}");
@@ -567,10 +651,16 @@ mod tests {
             ("app-", vec![NAME_PART_MSG]),
             ("my app", vec![NAME_PART_MSG]),
             ("/name", vec!["prefix part must be non-empty"]),
-            ("example.com/", vec!["name part must be non-empty", NAME_PART_MSG]),
+            (
+                "example.com/",
+                vec!["name part must be non-empty", NAME_PART_MSG],
+            ),
             ("Example.com/name", vec![prefix_msg.as_str()]),
             ("a/b/c", vec![many_slashes]),
-            (&too_long, vec!["name part must be no more than 63 characters"]),
+            (
+                &too_long,
+                vec!["name part must be no more than 63 characters"],
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(is_qualified_name(input), want, "input {input:?}");
@@ -602,14 +692,26 @@ mod tests {
     #[test]
     fn annotation_size() {
         let mut small = BTreeMap::new();
-        small.insert("a".to_string(), "b".repeat(TOTAL_ANNOTATION_SIZE_LIMIT_BYTES - 1));
+        small.insert(
+            "a".to_string(),
+            "b".repeat(TOTAL_ANNOTATION_SIZE_LIMIT_BYTES - 1),
+        );
         assert_eq!(validate_annotations_size(&small), Ok(()));
         let mut big = BTreeMap::new();
-        big.insert("ab".to_string(), "b".repeat(TOTAL_ANNOTATION_SIZE_LIMIT_BYTES - 1));
-        assert_eq!(validate_annotations_size(&big), Err("must have at most 262144 bytes".to_string()));
+        big.insert(
+            "ab".to_string(),
+            "b".repeat(TOTAL_ANNOTATION_SIZE_LIMIT_BYTES - 1),
+        );
+        assert_eq!(
+            validate_annotations_size(&big),
+            Err("must have at most 262144 bytes".to_string())
+        );
         let errs = validate_annotations(&big, "metadata.annotations");
         assert_eq!(errs.len(), 1);
-        assert_eq!(errs[0].to_string(), "metadata.annotations: Too long: must have at most 262144 bytes");
+        assert_eq!(
+            errs[0].to_string(),
+            "metadata.annotations: Too long: must have at most 262144 bytes"
+        );
     }
 
     #[test]
@@ -620,7 +722,9 @@ mod tests {
         a.insert("bad key".to_string(), String::new());
         let errs = validate_annotations(&a, "metadata.annotations");
         assert_eq!(errs.len(), 1);
-        assert!(errs[0].to_string().starts_with("metadata.annotations: Invalid value: \"bad key\": name part must consist"));
+        assert!(errs[0].to_string().starts_with(
+            "metadata.annotations: Invalid value: \"bad key\": name part must consist"
+        ));
     }
 
     #[test]
@@ -629,10 +733,19 @@ mod tests {
         l.insert("app".to_string(), "web".to_string());
         assert!(validate_labels(&l, "metadata.labels").is_empty());
         l.insert("bad/key/x".to_string(), "bad value".to_string());
-        let errs: Vec<String> = validate_labels(&l, "metadata.labels").iter().map(|e| e.to_string()).collect();
+        let errs: Vec<String> = validate_labels(&l, "metadata.labels")
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
         assert_eq!(errs.len(), 2);
-        assert!(errs[0].starts_with("metadata.labels: Invalid value: \"bad/key/x\": a qualified name must consist"));
-        assert!(errs[1].starts_with("metadata.labels: Invalid value: \"bad value\": a valid label must be"));
+        assert!(errs[0].starts_with(
+            "metadata.labels: Invalid value: \"bad/key/x\": a qualified name must consist"
+        ));
+        assert!(
+            errs[1].starts_with(
+                "metadata.labels: Invalid value: \"bad value\": a valid label must be"
+            )
+        );
     }
 
     #[test]
@@ -655,7 +768,11 @@ mod tests {
             ("events.events.k8s.io", "x.17a", vec![]),
         ];
         for (resource, name, want) in cases {
-            assert_eq!(validate_object_name(resource, name), want, "{resource} {name:?}");
+            assert_eq!(
+                validate_object_name(resource, name),
+                want,
+                "{resource} {name:?}"
+            );
         }
     }
 
@@ -663,7 +780,12 @@ mod tests {
     fn object_meta_names() {
         let cases: Vec<(&str, &str, Option<&str>, Vec<&str>)> = vec![
             ("pods", "web-abcde", Some("web-"), vec![]),
-            ("pods", "", None, vec!["metadata.name: Required value: name or generateName is required"]),
+            (
+                "pods",
+                "",
+                None,
+                vec!["metadata.name: Required value: name or generateName is required"],
+            ),
             (
                 "pods",
                 "Web",
@@ -684,8 +806,10 @@ mod tests {
             ("pods", "a", Some("a-"), vec![]),
         ];
         for (resource, name, generate, want) in cases {
-            let got: Vec<String> =
-                validate_object_meta_name(resource, name, generate).iter().map(|e| e.to_string()).collect();
+            let got: Vec<String> = validate_object_meta_name(resource, name, generate)
+                .iter()
+                .map(|e| e.to_string())
+                .collect();
             assert_eq!(got, want, "{resource} {name:?} {generate:?}");
         }
         // A non-ASCII prefix is reported, not cut inside a character.
@@ -696,7 +820,13 @@ mod tests {
 
     #[test]
     fn go_quoting() {
-        let cases = [("a", "\"a\""), ("a\"b", "\"a\\\"b\""), ("a\\b", "\"a\\\\b\""), ("a\nb", "\"a\\nb\""), ("\u{1}", "\"\\x01\"")];
+        let cases = [
+            ("a", "\"a\""),
+            ("a\"b", "\"a\\\"b\""),
+            ("a\\b", "\"a\\\\b\""),
+            ("a\nb", "\"a\\nb\""),
+            ("\u{1}", "\"\\x01\""),
+        ];
         for (input, want) in cases {
             assert_eq!(go_quote(input), want);
         }
