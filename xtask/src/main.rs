@@ -17,10 +17,11 @@ const HELP: &str = "\
 cargo xtask: Ferry's project chores.
 
 USAGE:
-    cargo xtask test [-- <cargo test args>...]
+    cargo xtask test [<cargo test args>...]
         Install what the tests need (see `deps`), then run
-        `cargo test --workspace --locked <cargo test args>`.
-        Example: cargo xtask test -- -p apiserver -- --nocapture
+        `cargo test --workspace --locked <cargo test args>`, arguments passed on as given.
+        Examples: cargo xtask test -- --nocapture
+                  cargo xtask test storage_conformance
 
     cargo xtask deps
         Only make sure `protoc` (with the protobuf well-known types) and `etcd` are installed.
@@ -28,7 +29,7 @@ USAGE:
         libprotobuf-dev for protoc, etcd-server for etcd); otherwise print the sudo command
         to run and exit 1.
 
-    cargo xtask bench [-- <storage-bench args>...]
+    cargo xtask bench [[--] <storage-bench args>...]
         `deps`, then `cargo run --release -p bench --bin storage-bench -- <storage-bench args>`.
         Example: cargo xtask bench -- --quick
 
@@ -43,11 +44,13 @@ ENVIRONMENT:
 fn main() -> ExitCode {
     let mut args = env::args_os().skip(1);
     let command = args.next();
-    let rest = strip_separator(args.collect());
+    let rest: Vec<OsString> = args.collect();
     let result = match command.as_ref().and_then(|c| c.to_str()) {
+        // As given, `--` included: `cargo xtask test -- --nocapture` is
+        // `cargo test --workspace --locked -- --nocapture`.
         Some("test") => ensure_deps().and_then(|()| cargo_test(&rest)),
         Some("deps") if rest.is_empty() => ensure_deps().map(|()| ExitCode::SUCCESS),
-        Some("bench") => ensure_deps().and_then(|()| cargo_bench(&rest)),
+        Some("bench") => ensure_deps().and_then(|()| cargo_bench(&strip_separator(rest))),
         Some("help" | "-h" | "--help") => {
             print!("{HELP}");
             Ok(ExitCode::SUCCESS)
@@ -70,7 +73,8 @@ fn main() -> ExitCode {
     })
 }
 
-/// Drops one leading `--`, which separates xtask's arguments from the ones it passes on.
+/// Drops one leading `--`: `cargo xtask bench -- --quick` and `cargo xtask bench --quick` are
+/// the same (`cargo_bench` adds the `--` before the benchmark's own arguments).
 fn strip_separator(mut args: Vec<OsString>) -> Vec<OsString> {
     if args.first().is_some_and(|a| a == "--") {
         args.remove(0);
