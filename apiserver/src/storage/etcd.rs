@@ -94,6 +94,8 @@ pub struct EtcdStorage {
 }
 
 struct Inner {
+    /// Keeps the connection's endpoint set alive; operations use the clients below.
+    _client: Client,
     kv: KvClient,
     watch: WatchClient,
     /// Whether this etcd orders requested progress notifications after pending events
@@ -148,7 +150,14 @@ impl EtcdStorage {
             stop
         });
         Ok(EtcdStorage {
-            inner: Arc::new(Inner { kv, watch, ordered_progress, compacted, _stop_compactor: stop_compactor }),
+            inner: Arc::new(Inner {
+                _client: client,
+                kv,
+                watch,
+                ordered_progress,
+                compacted,
+                _stop_compactor: stop_compactor,
+            }),
         })
     }
 
@@ -188,10 +197,9 @@ impl EtcdStorage {
     async fn read_error(&self, err: etcd_client::Error, requested: Revision, what: &str) -> StorageError {
         match classify(&err) {
             ErrorClass::Compacted => StorageError::TooOld { requested, compacted: self.compacted_revision().await },
-            ErrorClass::FutureRevision => StorageError::FutureRevision {
-                requested,
-                current: self.current_revision().await.unwrap_or_default(),
-            },
+            ErrorClass::FutureRevision => {
+                StorageError::FutureRevision { requested, current: self.current_revision().await.unwrap_or_default() }
+            }
             _ => unary_error(err, what),
         }
     }
@@ -234,9 +242,11 @@ impl Storage for EtcdStorage {
     async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue, StorageError> {
         let resp = retry(|| {
             let mut kv = self.kv();
-            let txn = Txn::new()
-                .when([Compare::create_revision(key, CompareOp::Equal, 0)])
-                .and_then([TxnOp::put(key, value.to_vec(), None)]);
+            let txn = Txn::new().when([Compare::create_revision(key, CompareOp::Equal, 0)]).and_then([TxnOp::put(
+                key,
+                value.to_vec(),
+                None,
+            )]);
             async move { kv.txn(txn).await }
         })
         .await
@@ -264,11 +274,7 @@ impl Storage for EtcdStorage {
             Ok(resp) => resp,
             Err(e) => return Err(self.read_error(e, revision.unwrap_or_default(), "reading a key").await),
         };
-        resp.take_kvs()
-            .into_iter()
-            .next()
-            .map(key_value)
-            .ok_or_else(|| StorageError::NotFound { key: key.to_owned() })
+        resp.take_kvs().into_iter().next().map(key_value).ok_or_else(|| StorageError::NotFound { key: key.to_owned() })
     }
 
     async fn list(&self, prefix: &str, opts: &ListOptions) -> Result<ListResult, StorageError> {
@@ -426,6 +432,8 @@ impl Storage for EtcdStorage {
             progress_requests: progress_rx,
             progress_wanted: false,
             last_progress: 0,
+            broken_since: None,
+            delay: RETRY_INITIAL_DELAY,
         };
         tokio::spawn(task.run());
         Ok(Watch::new(events_rx, progress_tx))
@@ -542,6 +550,10 @@ struct WatchTask {
     progress_wanted: bool,
     /// The last progress sent, so that progress never goes backwards.
     last_progress: Revision,
+    /// Since when the watch has been trying to re-establish its etcd watch.
+    broken_since: Option<Instant>,
+    /// The next delay between two attempts to re-establish it.
+    delay: Duration,
 }
 
 /// Why one etcd watch stream ended.
@@ -554,9 +566,6 @@ enum StreamEnd {
 
 impl WatchTask {
     async fn run(mut self) {
-        let mut delay = RETRY_INITIAL_DELAY;
-        // When the watch last worked; the reconnect budget counts from here.
-        let mut healthy_at = Instant::now();
         loop {
             let options = WatchOptions::new()
                 .with_range(self.range_end.clone())
@@ -572,7 +581,7 @@ impl WatchTask {
             let why = match opened {
                 Ok(stream) => {
                     let (sender, responses) = stream.split();
-                    match self.pump(sender, responses, &mut healthy_at).await {
+                    match self.pump(sender, responses).await {
                         StreamEnd::Done => return,
                         StreamEnd::Broken(why) => why,
                     }
@@ -583,32 +592,30 @@ impl WatchTask {
                     return;
                 }
             };
-            if healthy_at.elapsed() > WATCH_RECONNECT_BUDGET {
-                warn!(prefix = %self.prefix, error = %why, "etcd watch: giving up reconnecting");
-                let message = format!("the etcd watch broke and could not be re-established: {why}");
-                let _ = self.events.send(Err(StorageError::Unavailable(message))).await;
-                return;
+            match self.broken_since {
+                None => {
+                    warn!(prefix = %self.prefix, from = self.next_rev, error = %why, "etcd watch broke; re-establishing it");
+                    self.broken_since = Some(Instant::now());
+                    self.delay = RETRY_INITIAL_DELAY;
+                }
+                Some(since) if since.elapsed() > WATCH_RECONNECT_BUDGET => {
+                    warn!(prefix = %self.prefix, error = %why, "etcd watch: giving up re-establishing it");
+                    let message = format!("the etcd watch broke and could not be re-established: {why}");
+                    let _ = self.events.send(Err(StorageError::Unavailable(message))).await;
+                    return;
+                }
+                Some(_) => debug!(prefix = %self.prefix, error = %why, "etcd watch: still re-establishing"),
             }
-            // A stream that worked for a while starts the backoff afresh.
-            if healthy_at.elapsed() < delay {
-                delay = RETRY_INITIAL_DELAY;
-            }
-            warn!(prefix = %self.prefix, from = self.next_rev, error = %why, "etcd watch broke; re-establishing it");
             tokio::select! {
                 _ = self.events.closed() => return,
-                _ = tokio::time::sleep(delay) => {}
+                _ = tokio::time::sleep(self.delay) => {}
             }
-            delay = (delay * 2).min(RETRY_MAX_DELAY);
+            self.delay = (self.delay * 2).min(RETRY_MAX_DELAY);
         }
     }
 
     /// Runs one etcd watch stream until it ends.
-    async fn pump(
-        &mut self,
-        mut sender: WatchRequestSender,
-        mut responses: WatchResponseStream,
-        healthy_at: &mut Instant,
-    ) -> StreamEnd {
+    async fn pump(&mut self, mut sender: WatchRequestSender, mut responses: WatchResponseStream) -> StreamEnd {
         let start = self.next_rev;
         let mut watch_id = None::<i64>;
         // Whether the etcd watcher has certainly replayed the history it started in, which
@@ -653,7 +660,6 @@ impl WatchTask {
                         Ok(None) => return StreamEnd::Broken("etcd closed the watch stream".to_owned()),
                         Err(e) => return StreamEnd::Broken(e.to_string()),
                     };
-                    *healthy_at = Instant::now();
                     if resp.compact_revision() != 0 {
                         let err = StorageError::TooOld { requested: self.next_rev - 1, compacted: resp.compact_revision() };
                         let _ = self.events.send(Err(err)).await;
@@ -665,6 +671,9 @@ impl WatchTask {
                         return StreamEnd::Done;
                     }
                     if resp.created() {
+                        if let Some(since) = self.broken_since.take() {
+                            info!(prefix = %self.prefix, from = start, after = ?since.elapsed(), "etcd watch re-established");
+                        }
                         watch_id = Some(resp.watch_id());
                         created_rev = resp.header().map_or(0, |h| h.revision());
                         // A watcher that starts after the current revision is in sync at once.
@@ -706,7 +715,12 @@ impl WatchTask {
     /// Sends the events of one response; `false` when the consumer is gone. A held progress
     /// notification is sent before the first event after it, or pushed back while events it
     /// claimed were delivered still arrive.
-    async fn deliver(&mut self, resp: &WatchResponse, held: &mut Option<(Revision, Instant)>, settle: Duration) -> bool {
+    async fn deliver(
+        &mut self,
+        resp: &WatchResponse,
+        held: &mut Option<(Revision, Instant)>,
+        settle: Duration,
+    ) -> bool {
         for event in resp.events() {
             let Some(kv) = event.kv() else { continue };
             let raw = RawKv::of(kv);
@@ -718,8 +732,7 @@ impl WatchTask {
                     return false;
                 }
             }
-            let converted =
-                convert_event(event.event_type() == EventType::Delete, raw, event.prev_kv().map(RawKv::of));
+            let converted = convert_event(event.event_type() == EventType::Delete, raw, event.prev_kv().map(RawKv::of));
             let revision = converted.revision;
             if self.events.send(Ok(WatchItem::Event(converted))).await.is_err() {
                 return false;
@@ -757,7 +770,12 @@ struct RawKv<'a> {
 
 impl<'a> RawKv<'a> {
     fn of(kv: &'a etcd_client::KeyValue) -> Self {
-        Self { key: kv.key(), value: kv.value(), create_revision: kv.create_revision(), mod_revision: kv.mod_revision() }
+        Self {
+            key: kv.key(),
+            value: kv.value(),
+            create_revision: kv.create_revision(),
+            mod_revision: kv.mod_revision(),
+        }
     }
 }
 
@@ -881,9 +899,18 @@ fn classify_status(code: i32, message: &str) -> ErrorClass {
         code::RESOURCE_EXHAUSTED if lower.contains("too many requests") => ErrorClass::Transient,
         // A connection that broke under a request shows up with these codes.
         code::UNKNOWN | code::CANCELLED | code::INTERNAL
-            if ["transport", "connect", "connection", "broken pipe", "h2 protocol", "stream closed", "go away", "goaway"]
-                .iter()
-                .any(|needle| lower.contains(needle)) =>
+            if [
+                "transport",
+                "connect",
+                "connection",
+                "broken pipe",
+                "h2 protocol",
+                "stream closed",
+                "go away",
+                "goaway",
+            ]
+            .iter()
+            .any(|needle| lower.contains(needle)) =>
         {
             ErrorClass::Transient
         }
@@ -1024,7 +1051,10 @@ mod tests {
         assert_eq!(classify_status(4, "context deadline exceeded"), ErrorClass::Transient);
         assert_eq!(classify_status(8, "etcdserver: too many requests"), ErrorClass::Transient);
         assert_eq!(classify_status(8, "grpc: received message larger than max"), ErrorClass::Other);
-        assert_eq!(classify_status(2, "h2 protocol error: error reading a body from connection"), ErrorClass::Transient);
+        assert_eq!(
+            classify_status(2, "h2 protocol error: error reading a body from connection"),
+            ErrorClass::Transient
+        );
         assert_eq!(classify_status(3, "etcdserver: key is not provided"), ErrorClass::Other);
         assert_eq!(classify_status(2, "etcdserver: request is too large"), ErrorClass::Other);
     }
