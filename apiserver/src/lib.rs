@@ -1,7 +1,14 @@
-//! Ferry's apiserver.
+//! Ferry's apiserver: the Kubernetes REST API over the storage layer.
 //!
-//! So far this crate holds the storage layer ([`storage`]): the trait every backend implements
-//! (modelled on Kubernetes' `storage.Interface`), the etcd backend and the embedded single-file
-//! backend. The REST API on top of it is not built yet.
+//! - [`storage`]: the `Storage` trait (Kubernetes' `storage.Interface`) and its etcd and embedded
+//!   backends.
+//! - [`errors`]: the one place errors become Kubernetes `Status` objects.
+//! - [`discovery`]: `/api`, `/apis` and their group-versions, legacy and aggregated.
+//! - [`tables`]: server-side `Table` conversion for `kubectl get`.
+//! - [`objects`]: per-kind preparation of writes: defaults, validation, metadata, status.
 
+pub mod discovery;
+pub mod errors;
+pub mod objects;
 pub mod storage;
+pub mod tables;
