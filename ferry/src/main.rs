@@ -1,14 +1,18 @@
-//! `ferry`: the one binary. The subcommands (`up`, `apiserver`, `controller-manager`, `scheduler`,
-//! `kubelet`) are not built yet; until they are, this binary says so instead of pretending.
+//! `ferry`: the one binary. Built so far: `ferry apiserver`. The other subcommands (`up`,
+//! `controller-manager`, `scheduler`, `kubelet`) are not built yet and are not offered.
+
+mod apiserver_cmd;
 
 use std::process::ExitCode;
 
 const USAGE: &str = "\
 ferry — a Kubernetes-compatible control plane
 
-Usage: ferry <--version|--help>
+Usage:
+  ferry apiserver [flags]   serve the Kubernetes API (see `ferry apiserver --help`)
+  ferry --version
 
-No subcommands are built yet (see ARCHITECTURE.md for what exists today).";
+Not built yet: ferry up, controller-manager, scheduler, kubelet (see ARCHITECTURE.md).";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -21,6 +25,7 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             ExitCode::SUCCESS
         }
+        Some("apiserver") => apiserver_cmd::main(&args[1..]),
         Some(other) => {
             eprintln!("ferry: unknown command {other:?}\n\n{USAGE}");
             ExitCode::from(2)

@@ -3,3 +3,5 @@
 
 pub mod crash;
 pub mod etcd;
+pub mod apiserver;
+pub mod http;

@@ -93,6 +93,32 @@ const ETCD: Tool = Tool { name: "etcd", packages: &["etcd-server"] };
 
 /// Makes sure `protoc` and `etcd` work, installing the missing ones with apt-get as root.
 fn ensure_deps() -> Result<(), String> {
+    ensure_debian_tools()?;
+    ensure_python_client()
+}
+
+/// The tests drive the official Python `kubernetes` client: installed with pip when missing.
+fn ensure_python_client() -> Result<(), String> {
+    let python = find_in_path("python3").ok_or("python3 is not installed; the client tests need it (apt-get install python3 python3-pip)")?;
+    let has_client = |python: &Path| {
+        Command::new(python).args(["-c", "import kubernetes"]).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    };
+    if has_client(&python) {
+        eprintln!("xtask: the Python kubernetes client is installed");
+        return Ok(());
+    }
+    eprintln!("xtask: installing the Python kubernetes client: python3 -m pip install kubernetes");
+    let status = Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "kubernetes"])
+        .status()
+        .map_err(|e| format!("cannot run pip: {e}"))?;
+    if !status.success() || !has_client(&python) {
+        return Err("could not install the Python kubernetes client; run: python3 -m pip install kubernetes".to_owned());
+    }
+    Ok(())
+}
+
+fn ensure_debian_tools() -> Result<(), String> {
     let missing = missing_tools();
     if missing.is_empty() {
         eprintln!("xtask: protoc and etcd are installed");

@@ -1,0 +1,804 @@
+//! The resource verbs: get, list, create, update, patch, delete, deletecollection and the
+//! subresources (status, scale, binding, eviction), over the [`Storage`] trait.
+//!
+//! Objects are stored as JSON without `metadata.resourceVersion`; it is set from the store's
+//! modification revision on the way out, as kube-apiserver's etcd3 store does.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use api_types::fields::{self, FieldSelector};
+use api_types::labels::Selector;
+use api_types::registry::{self, ResourceInfo};
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use serde_json::{Value, json};
+
+use super::request::{ResourceRequest, Verb};
+use super::{Body, Query, Server, bytes_response, json_response};
+use crate::errors::{ApiError, OPTIMISTIC_LOCK_MESSAGE};
+use crate::objects;
+use crate::storage::{KeyValue, ListOptions, Preconditions, Revision, Storage, StorageError, encode_continue};
+use crate::tables;
+
+/// The namespaces that exist from the start, as in Kubernetes.
+pub const SYSTEM_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Creates the system namespaces that do not exist yet.
+pub async fn bootstrap(server: &Server) -> Result<(), ApiError> {
+    let info = registry::by_group_version_resource("", "v1", "namespaces").ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
+    for name in SYSTEM_NAMESPACES {
+        let key = object_key(server, info, None, name);
+        let mut obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        objects::prepare_create(info, None, &mut obj, &now_rfc3339(), &new_uid())?;
+        match server.store.create(&key, encode(&obj)).await {
+            Ok(_) | Err(StorageError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(ApiError::from_storage(e, &info.qualified_resource(), name)),
+        }
+    }
+    Ok(())
+}
+
+/// How many objects of each resource are stored (for `apiserver_storage_objects`).
+pub async fn object_counts(server: &Server) -> Vec<(String, i64)> {
+    let mut counts = Vec::new();
+    for info in registry::all() {
+        let prefix = api_types::keys::collection_prefix(&server.prefix, info.storage_path, None);
+        if let Ok(n) = server.store.count(&prefix).await {
+            counts.push((info.qualified_resource(), n));
+        }
+    }
+    counts.sort();
+    counts.dedup_by(|a, b| a.0 == b.0);
+    counts
+}
+
+/// Serves a non-watch resource request.
+pub async fn dispatch(server: &Arc<Server>, request: ResourceRequest, req: Request<Incoming>, query: Query) -> Result<Response<Body>, ApiError> {
+    let (parts, body) = req.into_parts();
+    let accept = parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let ctx = Ctx { server, info: request.info, namespace: request.namespace.clone(), query, accept };
+    let body = match request.verb {
+        Verb::Create | Verb::Update | Verb::Patch | Verb::Delete | Verb::DeleteCollection => read_body(body).await?,
+        _ => Bytes::new(),
+    };
+    let name = request.name.as_deref();
+    match (request.verb, request.subresource.as_deref(), name) {
+        (Verb::Get, None | Some("status"), Some(name)) => ctx.get(name).await,
+        (Verb::Get, Some("scale"), Some(name)) => ctx.get_scale(name).await,
+        (Verb::List, None, None) => ctx.list().await,
+        (Verb::Create, None, None) => ctx.create(&parts.headers, &body).await,
+        (Verb::Create, Some("binding"), Some(name)) => ctx.bind(name, &parts.headers, &body).await,
+        (Verb::Create, Some("eviction"), Some(name)) => ctx.evict(name, &parts.headers, &body).await,
+        (Verb::Update, sub @ (None | Some("status")), Some(name)) => ctx.update(name, sub, &parts.headers, &body).await,
+        (Verb::Update, Some("scale"), Some(name)) => ctx.update_scale(name, &parts.headers, &body).await,
+        (Verb::Patch, sub @ (None | Some("status") | Some("scale")), Some(name)) => ctx.patch(name, sub, &parts.headers, &body).await,
+        (Verb::Delete, None, Some(name)) => ctx.delete(name, &body).await,
+        (Verb::DeleteCollection, None, None) => ctx.delete_collection(&body).await,
+        _ => Err(ApiError::method_not_allowed(request.verb.as_str(), &request.info.qualified_resource())),
+    }
+}
+
+/// Reads a request body, refusing more than [`super::MAX_BODY_BYTES`]. The rest of an oversized
+/// body is read and dropped (up to a bound) so that the 413 reaches clients that are still
+/// sending, rather than a reset stream.
+async fn read_body(mut body: Incoming) -> Result<Bytes, ApiError> {
+    const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+    let mut data = bytes::BytesMut::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(&format!("cannot read the request body: {e}")))?;
+        if let Some(chunk) = frame.data_ref() {
+            total += chunk.len();
+            if total <= super::MAX_BODY_BYTES {
+                data.extend_from_slice(chunk);
+            } else if total > DRAIN_LIMIT {
+                break;
+            }
+        }
+    }
+    if total > super::MAX_BODY_BYTES {
+        return Err(ApiError::request_entity_too_large(&format!("the request body is larger than {} bytes", super::MAX_BODY_BYTES)));
+    }
+    Ok(data.freeze())
+}
+
+/// The storage key of an object.
+pub fn object_key(server: &Server, info: &ResourceInfo, namespace: Option<&str>, name: &str) -> String {
+    api_types::keys::object_key(&server.prefix, info.storage_path, if info.namespaced { namespace } else { None }, name)
+}
+
+/// The storage prefix of a collection (one namespace, or all).
+pub fn collection_prefix(server: &Server, info: &ResourceInfo, namespace: Option<&str>) -> String {
+    api_types::keys::collection_prefix(&server.prefix, info.storage_path, if info.namespaced { namespace } else { None })
+}
+
+/// A stored value as the API shows it: with `metadata.resourceVersion`, and with `kind` and
+/// `apiVersion` (core and events.k8s.io events share storage, so these follow the request).
+pub fn decode_stored(info: &ResourceInfo, value: &[u8], revision: Revision) -> Result<Value, ApiError> {
+    let mut obj: Value = serde_json::from_slice(value).map_err(|e| ApiError::internal(&format!("a stored object is not JSON: {e}")))?;
+    if let Some(map) = obj.as_object_mut() {
+        map.insert("kind".into(), Value::String(info.kind.to_owned()));
+        map.insert("apiVersion".into(), Value::String(info.api_version()));
+        if let Some(meta) = map.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("resourceVersion".into(), Value::String(revision.to_string()));
+        }
+    }
+    Ok(obj)
+}
+
+/// An object as it is stored: without `metadata.resourceVersion`.
+pub fn encode(obj: &Value) -> Bytes {
+    let mut obj = obj.clone();
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+    }
+    Bytes::from(serde_json::to_vec(&obj).unwrap_or_default())
+}
+
+/// Decodes a request body: JSON (also when no Content-Type is given) or YAML.
+pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+    let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let media = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    match media.as_str() {
+        "" | "application/json" | "*/*" => serde_json::from_slice(body).map_err(|e| ApiError::bad_request(&format!("error decoding the request body as JSON: {e}"))),
+        "application/yaml" | "application/x-yaml" | "text/yaml" => {
+            let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the request body is not UTF-8"))?;
+            api_types::yaml::from_yaml_document(text).map_err(|e| ApiError::bad_request(&format!("error decoding the request body as YAML: {e}")))
+        }
+        _ => Err(ApiError::unsupported_media_type(content_type)),
+    }
+}
+
+/// The current time as Kubernetes writes it (RFC 3339, seconds).
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// A random version-4 UUID.
+pub fn new_uid() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// Five random lowercase alphanumerics for `generateName`, from Kubernetes' alphabet (no vowels).
+fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..5).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect()
+}
+
+/// The label and field selectors of a list or watch.
+pub struct Filter {
+    labels: Selector,
+    fields: FieldSelector,
+    qualified: String,
+}
+
+impl Filter {
+    pub fn from_query(info: &ResourceInfo, query: &Query) -> Result<Filter, ApiError> {
+        let labels = match query.get("labelSelector") {
+            Some(s) if !s.trim().is_empty() => Selector::parse(s).map_err(|e| ApiError::bad_request(&format!("unable to parse requirement: {e}")))?,
+            _ => Selector::everything(),
+        };
+        let qualified = info.qualified_resource();
+        let fields = match query.get("fieldSelector") {
+            Some(s) if !s.trim().is_empty() => FieldSelector::parse(s)
+                .and_then(|f| f.validate_for(&qualified))
+                .map_err(|e| ApiError::bad_request(&e.to_string()))?,
+            _ => FieldSelector::everything(),
+        };
+        Ok(Filter { labels, fields, qualified })
+    }
+
+    pub fn is_everything(&self) -> bool {
+        self.labels.is_everything() && self.fields.is_everything()
+    }
+
+    pub fn matches(&self, obj: &Value) -> bool {
+        if !self.labels.is_everything() {
+            let labels: BTreeMap<String, String> = obj
+                .pointer("/metadata/labels")
+                .and_then(Value::as_object)
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect())
+                .unwrap_or_default();
+            if !self.labels.matches(&labels) {
+                return false;
+            }
+        }
+        self.fields.is_everything() || self.fields.matches(&fields::object_fields(&self.qualified, obj))
+    }
+}
+
+/// How a list or watch asks for a resourceVersion.
+pub enum RvRequest {
+    /// Unset: the latest, read consistently.
+    Latest,
+    /// `0`: any state is fine (the latest is served).
+    Any,
+    /// Not older than, or exactly (`resourceVersionMatch=Exact`), this revision.
+    NotOlderThan(Revision),
+    Exact(Revision),
+}
+
+/// Parses `resourceVersion` (as in an object or a query).
+pub fn parse_rv(rv: &str) -> Result<Revision, ApiError> {
+    rv.parse::<Revision>()
+        .ok()
+        .filter(|r| *r >= 0)
+        .ok_or_else(|| ApiError::bad_request(&format!("invalid resource version: strconv.ParseUint: parsing {rv:?}: invalid syntax")))
+}
+
+pub fn rv_request(query: &Query) -> Result<RvRequest, ApiError> {
+    let rv = query.get("resourceVersion").unwrap_or_default();
+    let exact = match query.get("resourceVersionMatch") {
+        None | Some("") => false,
+        Some("Exact") => true,
+        Some("NotOlderThan") => false,
+        Some(other) => return Err(ApiError::bad_request(&format!("resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""))),
+    };
+    match rv {
+        "" if query.get("resourceVersionMatch").is_some_and(|m| !m.is_empty()) => {
+            Err(ApiError::bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided"))
+        }
+        "" => Ok(RvRequest::Latest),
+        "0" if exact => Err(ApiError::bad_request("resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"")),
+        "0" => Ok(RvRequest::Any),
+        rv if exact => Ok(RvRequest::Exact(parse_rv(rv)?)),
+        rv => Ok(RvRequest::NotOlderThan(parse_rv(rv)?)),
+    }
+}
+
+/// One request's context.
+struct Ctx<'a> {
+    server: &'a Arc<Server>,
+    info: &'static ResourceInfo,
+    namespace: Option<String>,
+    query: Query,
+    accept: Option<String>,
+}
+
+impl Ctx<'_> {
+    fn store(&self) -> &dyn Storage {
+        self.server.store.as_ref()
+    }
+
+    fn key(&self, name: &str) -> String {
+        object_key(self.server, self.info, self.namespace.as_deref(), name)
+    }
+
+    fn qr(&self) -> String {
+        self.info.qualified_resource()
+    }
+
+    fn storage_error(&self, name: &str) -> impl Fn(StorageError) -> ApiError + '_ {
+        let qr = self.qr();
+        let name = name.to_owned();
+        move |e| ApiError::from_storage(e, &qr, &name)
+    }
+
+    /// One object, as JSON or as a one-row Table.
+    fn respond(&self, status: StatusCode, obj: &Value) -> Response<Body> {
+        if let Some(version) = tables::wants_table(self.accept.as_deref()) {
+            let rv = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default();
+            let table = tables::table(self.info.resource, self.info.group, std::slice::from_ref(obj), rv, None, None, true, jiff::Timestamp::now(), version);
+            return bytes_response(status, tables::content_type(version), serde_json::to_vec(&table).unwrap_or_default());
+        }
+        json_response(status, obj)
+    }
+
+    async fn read(&self, name: &str) -> Result<(KeyValue, Value), ApiError> {
+        let kv = self.store().get(&self.key(name), None).await.map_err(self.storage_error(name))?;
+        let obj = decode_stored(self.info, &kv.value, kv.mod_revision)?;
+        Ok((kv, obj))
+    }
+
+    async fn get(&self, name: &str) -> Result<Response<Body>, ApiError> {
+        let revision = match self.query.get("resourceVersion") {
+            None | Some("") | Some("0") => None,
+            Some(rv) => Some(parse_rv(rv)?),
+        };
+        let kv = match revision {
+            // "Not older than": the latest is never older.
+            Some(rv) => {
+                let current = self.store().current_revision().await.map_err(self.storage_error(name))?;
+                if rv > current {
+                    return Err(ApiError::from_storage(StorageError::FutureRevision { requested: rv, current }, &self.qr(), name));
+                }
+                self.store().get(&self.key(name), None).await
+            }
+            None => self.store().get(&self.key(name), None).await,
+        }
+        .map_err(self.storage_error(name))?;
+        let obj = decode_stored(self.info, &kv.value, kv.mod_revision)?;
+        Ok(self.respond(StatusCode::OK, &obj))
+    }
+
+    async fn get_scale(&self, name: &str) -> Result<Response<Body>, ApiError> {
+        let (_, obj) = self.read(name).await?;
+        Ok(json_response(StatusCode::OK, &objects::to_scale(self.info, &obj)))
+    }
+
+    async fn list(&self) -> Result<Response<Body>, ApiError> {
+        let filter = Filter::from_query(self.info, &self.query)?;
+        let limit = match self.query.get("limit") {
+            None | Some("") => None,
+            Some(l) => Some(l.parse::<i64>().map_err(|_| ApiError::bad_request(&format!("invalid limit {l:?}")))?).filter(|l| *l > 0).map(|l| l as usize),
+        };
+        let continue_token = self.query.get("continue").filter(|c| !c.is_empty()).map(str::to_owned);
+        let rv = rv_request(&self.query)?;
+        if continue_token.is_some() && !matches!(rv, RvRequest::Latest) {
+            return Err(ApiError::bad_request("specifying resource version is not allowed when using continue"));
+        }
+        let revision = match rv {
+            RvRequest::Exact(r) => Some(r),
+            RvRequest::NotOlderThan(r) => {
+                let current = self.store().current_revision().await.map_err(self.storage_error(""))?;
+                if r > current {
+                    return Err(ApiError::from_storage(StorageError::FutureRevision { requested: r, current }, &self.qr(), ""));
+                }
+                None
+            }
+            RvRequest::Latest | RvRequest::Any => None,
+        };
+        let page = list_filtered(self.server, self.info, self.namespace.as_deref(), &filter, revision, limit, continue_token).await?;
+        if let Some(version) = tables::wants_table(self.accept.as_deref()) {
+            let table = tables::table(self.info.resource, self.info.group, &page.items, &page.revision.to_string(), page.continue_token.as_deref(), page.remaining, true, jiff::Timestamp::now(), version);
+            return Ok(bytes_response(StatusCode::OK, tables::content_type(version), serde_json::to_vec(&table).unwrap_or_default()));
+        }
+        Ok(json_response(StatusCode::OK, &list_object(self.info, page)))
+    }
+
+    async fn check_namespace(&self) -> Result<(), ApiError> {
+        let Some(ns) = self.namespace.as_deref().filter(|_| self.info.namespaced) else { return Ok(()) };
+        let info = registry::by_group_version_resource("", "v1", "namespaces").ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
+        let key = object_key(self.server, info, None, ns);
+        match self.store().get(&key, None).await {
+            Ok(kv) => {
+                let obj: Value = serde_json::from_slice(&kv.value).unwrap_or_default();
+                if obj.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null()) {
+                    return Err(ApiError::namespace_terminating(ns));
+                }
+                Ok(())
+            }
+            Err(StorageError::NotFound { .. }) => Err(ApiError::not_found("namespaces", ns)),
+            Err(e) => Err(ApiError::from_storage(e, "namespaces", ns)),
+        }
+    }
+
+    fn dry_run(&self) -> bool {
+        self.query.get("dryRun").is_some_and(|d| d == "All")
+    }
+
+    async fn create(&self, headers: &HeaderMap, body: &[u8]) -> Result<Response<Body>, ApiError> {
+        let obj = decode_body(headers, body)?;
+        objects::decode_typed(self.info, &obj)?;
+        let generate = obj.pointer("/metadata/generateName").and_then(Value::as_str).filter(|g| !g.is_empty()).map(str::to_owned);
+        let has_name = obj.pointer("/metadata/name").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+        self.check_namespace().await?;
+        // A generated name may collide; Kubernetes retries the create with a new one.
+        for _ in 0..8 {
+            let mut attempt = obj.clone();
+            if let (false, Some(prefix)) = (has_name, &generate)
+                && let Some(meta) = attempt.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.insert("name".into(), Value::String(objects::generate_name(prefix, &random_suffix())));
+                }
+            objects::prepare_create(self.info, self.namespace.as_deref(), &mut attempt, &now_rfc3339(), &new_uid())?;
+            let name = attempt.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
+            if self.dry_run() {
+                return Ok(self.respond(StatusCode::CREATED, &attempt));
+            }
+            match self.store().create(&self.key(&name), encode(&attempt)).await {
+                Ok(kv) => {
+                    let created = decode_stored(self.info, &kv.value, kv.mod_revision)?;
+                    return Ok(self.respond(StatusCode::CREATED, &created));
+                }
+                Err(StorageError::AlreadyExists { .. }) if !has_name && generate.is_some() => continue,
+                Err(e) => return Err(ApiError::from_storage(e, &self.qr(), &name)),
+            }
+        }
+        Err(ApiError::already_exists(&self.qr(), "(generated name)"))
+    }
+
+    /// Read–modify–write of one object; `change` turns the current object into the new one.
+    /// An object left with a deletionTimestamp and no finalizers is then deleted.
+    async fn modify(
+        &self,
+        name: &str,
+        preconditions: Preconditions,
+        change: &mut (dyn FnMut(&Value) -> Result<Value, ApiError> + Send),
+    ) -> Result<Value, ApiError> {
+        let info = self.info;
+        let mut update = |current: Option<&KeyValue>| -> Result<Bytes, StorageError> {
+            let current = current.ok_or_else(|| StorageError::NotFound { key: String::new() })?;
+            let old = decode_stored(info, &current.value, current.mod_revision).map_err(|e| StorageError::Rejected(Box::new(e)))?;
+            let new = change(&old).map_err(|e| StorageError::Rejected(Box::new(e)))?;
+            Ok(encode(&new))
+        };
+        let kv = self.store().guaranteed_update(&self.key(name), &preconditions, false, &mut update).await.map_err(self.storage_error(name))?;
+        let obj = decode_stored(self.info, &kv.value, kv.mod_revision)?;
+        let deleting = obj.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null());
+        let finalizers = obj.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+        if deleting && !finalizers {
+            let pre = Preconditions { uid: None, resource_version: Some(kv.mod_revision) };
+            match self.store().delete(&self.key(name), &pre).await {
+                Ok(_) | Err(StorageError::NotFound { .. }) => {}
+                Err(e) => return Err(ApiError::from_storage(e, &self.qr(), name)),
+            }
+        }
+        Ok(obj)
+    }
+
+    async fn update(&self, name: &str, sub: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Result<Response<Body>, ApiError> {
+        let new = decode_body(headers, body)?;
+        objects::decode_typed(self.info, &new)?;
+        check_body_name(&new, name)?;
+        let preconditions = body_preconditions(&new)?;
+        let info = self.info;
+        let obj = self
+            .modify(name, preconditions, &mut |old| {
+                let mut next = new.clone();
+                objects::prepare_update(info, sub, old, &mut next)?;
+                Ok(next)
+            })
+            .await?;
+        Ok(self.respond(StatusCode::OK, &obj))
+    }
+
+    async fn update_scale(&self, name: &str, headers: &HeaderMap, body: &[u8]) -> Result<Response<Body>, ApiError> {
+        let scale = decode_body(headers, body)?;
+        check_body_name(&scale, name)?;
+        let preconditions = body_preconditions(&scale)?;
+        let info = self.info;
+        let obj = self
+            .modify(name, preconditions, &mut |old| {
+                let mut next = old.clone();
+                objects::apply_scale(&mut next, &scale)?;
+                objects::prepare_update(info, None, old, &mut next)?;
+                Ok(next)
+            })
+            .await?;
+        Ok(json_response(StatusCode::OK, &objects::to_scale(self.info, &obj)))
+    }
+
+    async fn patch(&self, name: &str, sub: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Result<Response<Body>, ApiError> {
+        let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let media = content_type.split(';').next().unwrap_or_default().trim().to_owned();
+        let kind = match media.as_str() {
+            "application/json-patch+json" => PatchKind::Json(
+                serde_json::from_slice::<json_patch::Patch>(body).map_err(|e| ApiError::bad_request(&format!("error decoding a JSON patch: {e}")))?,
+            ),
+            "application/merge-patch+json" => PatchKind::Merge(
+                serde_json::from_slice::<Value>(body).map_err(|e| ApiError::bad_request(&format!("error decoding a merge patch: {e}")))?,
+            ),
+            // Strategic merge and apply patches are issue 4's work.
+            _ => return Err(ApiError::unsupported_patch_type(content_type)),
+        };
+        let info = self.info;
+        let qr = self.qr();
+        let scale = sub == Some("scale");
+        let obj = self
+            .modify(name, Preconditions::none(), &mut |old| {
+                let target = if scale { objects::to_scale(info, old) } else { old.clone() };
+                let mut patched = target.clone();
+                match &kind {
+                    PatchKind::Json(patch) => json_patch::patch(&mut patched, patch).map_err(|e| ApiError::patch_failed(&e.to_string()))?,
+                    PatchKind::Merge(patch) => json_patch::merge(&mut patched, patch),
+                }
+                // A patch that sets resourceVersion makes it a precondition, as in Kubernetes.
+                let want = patched.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default();
+                let have = target.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default();
+                if !want.is_empty() && want != have {
+                    return Err(ApiError::conflict(&qr, name, OPTIMISTIC_LOCK_MESSAGE));
+                }
+                let mut next = if scale {
+                    let mut next = old.clone();
+                    objects::apply_scale(&mut next, &patched)?;
+                    next
+                } else {
+                    patched
+                };
+                objects::decode_typed(info, &next)?;
+                objects::prepare_update(info, if scale { None } else { sub }, old, &mut next)?;
+                Ok(next)
+            })
+            .await?;
+        if scale {
+            return Ok(json_response(StatusCode::OK, &objects::to_scale(self.info, &obj)));
+        }
+        Ok(self.respond(StatusCode::OK, &obj))
+    }
+
+    async fn delete(&self, name: &str, body: &[u8]) -> Result<Response<Body>, ApiError> {
+        let options = DeleteOptions::parse(body, &self.query)?;
+        let obj = self.delete_one(name, &options).await?;
+        Ok(json_response(StatusCode::OK, &obj))
+    }
+
+    /// Deletes one object as Kubernetes does: objects with finalizers, pods with a grace period
+    /// and namespaces get a deletionTimestamp and stay until their finalizers (or kubelet, or
+    /// the namespace controller) are done; everything else goes at once.
+    async fn delete_one(&self, name: &str, options: &DeleteOptions) -> Result<Value, ApiError> {
+        let (kv, current) = self.read(name).await?;
+        options.preconditions.check(&kv).map_err(self.storage_error(name))?;
+        let mut finalizers: Vec<String> = current
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .map(|f| f.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        match options.propagation.as_deref() {
+            Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => finalizers.push("foregroundDeletion".into()),
+            Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => finalizers.push("orphan".into()),
+            _ => {}
+        }
+        let is_namespace = self.info.resource == "namespaces" && self.info.group.is_empty();
+        let grace = if self.info.resource == "pods" && self.info.group.is_empty() {
+            objects::graceful_pod_deletion(&current, options.grace_period_seconds)
+        } else {
+            None
+        };
+        let already_deleting = current.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null());
+        if finalizers.is_empty() && !is_namespace && grace.is_none_or(|g| g <= 0) {
+            if self.dry_run() {
+                return Ok(current);
+            }
+            let pre = Preconditions { uid: options.preconditions.uid.clone(), resource_version: Some(kv.mod_revision) };
+            let last = self.store().delete(&self.key(name), &pre).await.map_err(self.storage_error(name))?;
+            return decode_stored(self.info, &last.value, last.mod_revision);
+        }
+        if already_deleting && !is_namespace && grace.is_none() {
+            return Ok(current);
+        }
+        let now = now_rfc3339();
+        let pre = options.preconditions.clone();
+        self.modify(name, pre, &mut |old| {
+            let mut next = old.clone();
+            let meta = next.get_mut("metadata").and_then(Value::as_object_mut).ok_or_else(|| ApiError::internal("object without metadata"))?;
+            if meta.get("deletionTimestamp").is_none_or(Value::is_null) {
+                let at = match grace {
+                    Some(g) if g > 0 => (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(g)).strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                    _ => now.clone(),
+                };
+                meta.insert("deletionTimestamp".into(), Value::String(at));
+                meta.insert("deletionGracePeriodSeconds".into(), json!(grace.unwrap_or(0)));
+            }
+            if !finalizers.is_empty() {
+                meta.insert("finalizers".into(), json!(finalizers));
+            }
+            if is_namespace {
+                next["status"]["phase"] = json!("Terminating");
+            }
+            Ok(next)
+        })
+        .await
+    }
+
+    async fn delete_collection(&self, body: &[u8]) -> Result<Response<Body>, ApiError> {
+        let options = DeleteOptions::parse(body, &self.query)?;
+        let filter = Filter::from_query(self.info, &self.query)?;
+        let page = list_filtered(self.server, self.info, self.namespace.as_deref(), &filter, None, None, None).await?;
+        let mut deleted = Vec::new();
+        for item in &page.items {
+            let name = item.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+            let ns = item.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_owned);
+            let ctx = Ctx { server: self.server, info: self.info, namespace: ns.or(self.namespace.clone()), query: self.query.clone(), accept: None };
+            match ctx.delete_one(name, &options).await {
+                Ok(obj) => deleted.push(obj),
+                Err(e) if e.code() == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let revision = self.store().current_revision().await.map_err(self.storage_error(""))?;
+        Ok(json_response(StatusCode::OK, &list_object(self.info, ListPage { items: deleted, revision, continue_token: None, remaining: None })))
+    }
+
+    async fn bind(&self, name: &str, headers: &HeaderMap, body: &[u8]) -> Result<Response<Body>, ApiError> {
+        let binding = decode_body(headers, body)?;
+        let node = binding.pointer("/target/name").and_then(Value::as_str).filter(|n| !n.is_empty())
+            .ok_or_else(|| ApiError::bad_request("Binding target.name is required"))?
+            .to_owned();
+        let uid = binding.pointer("/metadata/uid").and_then(Value::as_str).map(str::to_owned);
+        let now = now_rfc3339();
+        let qr = "pods/binding".to_owned();
+        self.modify(name, Preconditions { uid, resource_version: None }, &mut |old| {
+            if old.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null()) {
+                return Err(ApiError::conflict(&qr, name, &format!("pod {name} is being deleted, cannot be assigned to a host")));
+            }
+            if let Some(current) = old.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+                return Err(ApiError::conflict(&qr, name, &format!("pod {name} is already assigned to node {current:?}")));
+            }
+            let mut next = old.clone();
+            next["spec"]["nodeName"] = json!(node);
+            let conditions = next["status"]["conditions"].as_array().cloned().unwrap_or_default();
+            let mut conditions: Vec<Value> = conditions.into_iter().filter(|c| c["type"] != "PodScheduled").collect();
+            conditions.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}));
+            next["status"]["conditions"] = json!(conditions);
+            Ok(next)
+        })
+        .await?;
+        Ok(json_response(StatusCode::CREATED, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})))
+    }
+
+    async fn evict(&self, name: &str, headers: &HeaderMap, body: &[u8]) -> Result<Response<Body>, ApiError> {
+        let eviction = if body.is_empty() { json!({}) } else { decode_body(headers, body)? };
+        let options = DeleteOptions::from_value(eviction.get("deleteOptions").cloned().unwrap_or(json!({})))?;
+        self.delete_one(name, &options).await?;
+        Ok(json_response(StatusCode::CREATED, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})))
+    }
+}
+
+enum PatchKind {
+    Json(json_patch::Patch),
+    Merge(Value),
+}
+
+/// The name in a PUT body must be the one in the URL.
+fn check_body_name(obj: &Value, name: &str) -> Result<(), ApiError> {
+    match obj.pointer("/metadata/name").and_then(Value::as_str) {
+        Some(n) if !n.is_empty() && n != name => {
+            Err(ApiError::bad_request(&format!("the name of the object ({n}) does not match the name on the URL ({name})")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A body's `metadata.resourceVersion` (and uid) as preconditions of an update.
+fn body_preconditions(obj: &Value) -> Result<Preconditions, ApiError> {
+    let resource_version = match obj.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
+        Some(rv) if !rv.is_empty() => Some(parse_rv(rv)?),
+        _ => None,
+    };
+    let uid = obj.pointer("/metadata/uid").and_then(Value::as_str).filter(|u| !u.is_empty()).map(str::to_owned);
+    Ok(Preconditions { uid, resource_version })
+}
+
+/// A delete's options, from its body or query.
+struct DeleteOptions {
+    preconditions: Preconditions,
+    grace_period_seconds: Option<i64>,
+    propagation: Option<String>,
+}
+
+impl DeleteOptions {
+    fn parse(body: &[u8], query: &Query) -> Result<DeleteOptions, ApiError> {
+        let value = if body.iter().all(u8::is_ascii_whitespace) {
+            json!({})
+        } else {
+            serde_json::from_slice(body).map_err(|e| ApiError::bad_request(&format!("error decoding DeleteOptions: {e}")))?
+        };
+        let mut options = DeleteOptions::from_value(value)?;
+        if let Some(g) = query.get("gracePeriodSeconds") {
+            options.grace_period_seconds = Some(g.parse().map_err(|_| ApiError::bad_request(&format!("invalid gracePeriodSeconds {g:?}")))?);
+        }
+        if let Some(p) = query.get("propagationPolicy") {
+            options.propagation = Some(p.to_owned());
+        }
+        if let Some(p) = &options.propagation
+            && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
+                return Err(ApiError::bad_request(&format!("propagationPolicy: Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\"")));
+            }
+        Ok(options)
+    }
+
+    fn from_value(value: Value) -> Result<DeleteOptions, ApiError> {
+        let resource_version = match value.pointer("/preconditions/resourceVersion").and_then(Value::as_str) {
+            Some(rv) if !rv.is_empty() => Some(parse_rv(rv)?),
+            _ => None,
+        };
+        let uid = value.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_owned);
+        let orphan = value.get("orphanDependents").and_then(Value::as_bool);
+        let propagation = value.get("propagationPolicy").and_then(Value::as_str).map(str::to_owned).or(match orphan {
+            Some(true) => Some("Orphan".into()),
+            Some(false) => Some("Background".into()),
+            None => None,
+        });
+        Ok(DeleteOptions {
+            preconditions: Preconditions { uid, resource_version },
+            grace_period_seconds: value.get("gracePeriodSeconds").and_then(Value::as_i64),
+            propagation,
+        })
+    }
+}
+
+/// A page of matching objects.
+pub struct ListPage {
+    pub items: Vec<Value>,
+    pub revision: Revision,
+    pub continue_token: Option<String>,
+    pub remaining: Option<i64>,
+}
+
+/// Lists a collection at one revision, keeping what `filter` matches, until `limit` matches.
+pub async fn list_filtered(
+    server: &Server,
+    info: &ResourceInfo,
+    namespace: Option<&str>,
+    filter: &Filter,
+    revision: Option<Revision>,
+    limit: Option<usize>,
+    continue_token: Option<String>,
+) -> Result<ListPage, ApiError> {
+    let prefix = collection_prefix(server, info, namespace);
+    let qr = info.qualified_resource();
+    let to_api = |e: StorageError| match e {
+        StorageError::TooOld { .. } if continue_token_is_set(&continue_token) => ApiError::expired(
+            "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+        ),
+        StorageError::InvalidContinue(msg) => ApiError::bad_request(&format!("continue key is not valid: {msg}")),
+        e => ApiError::from_storage(e, &qr, ""),
+    };
+    let mut options = ListOptions { revision, limit: limit.map(|l| l.max(1)), continue_token: continue_token.clone() };
+    let mut items = Vec::new();
+    loop {
+        let page = server.store.list(&prefix, &options).await.map_err(&to_api)?;
+        let revision = page.revision;
+        let count = page.items.len();
+        for (index, kv) in page.items.into_iter().enumerate() {
+            let obj = decode_stored(info, &kv.value, kv.mod_revision)?;
+            if !filter.matches(&obj) {
+                continue;
+            }
+            items.push(obj);
+            if limit.is_some_and(|l| items.len() >= l) {
+                let more_here = index + 1 < count;
+                if more_here || page.continue_token.is_some() {
+                    let remaining = filter.is_everything().then(|| (count - index - 1) as i64 + page.remaining.unwrap_or(0));
+                    return Ok(ListPage { items, revision, continue_token: Some(encode_continue(&prefix, &kv.key, revision)), remaining: remaining.filter(|r| *r > 0) });
+                }
+                return Ok(ListPage { items, revision, continue_token: None, remaining: None });
+            }
+        }
+        match page.continue_token {
+            Some(token) => options = ListOptions { revision: None, limit: options.limit, continue_token: Some(token) },
+            None => return Ok(ListPage { items, revision, continue_token: None, remaining: None }),
+        }
+    }
+}
+
+fn continue_token_is_set(token: &Option<String>) -> bool {
+    token.as_deref().is_some_and(|t| !t.is_empty())
+}
+
+/// A `<Kind>List` object.
+pub fn list_object(info: &ResourceInfo, page: ListPage) -> Value {
+    let mut metadata = json!({"resourceVersion": page.revision.to_string()});
+    if let Some(token) = page.continue_token {
+        metadata["continue"] = json!(token);
+    }
+    if let Some(remaining) = page.remaining {
+        metadata["remainingItemCount"] = json!(remaining);
+    }
+    json!({"kind": format!("{}List", info.kind), "apiVersion": info.api_version(), "metadata": metadata, "items": page.items})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uids_are_version_4() {
+        let uid = new_uid();
+        assert_eq!(uid.len(), 36);
+        assert_eq!(&uid[14..15], "4");
+        assert_ne!(uid, new_uid());
+    }
+
+    #[test]
+    fn resource_versions_parse() {
+        assert_eq!(parse_rv("42").unwrap(), 42);
+        for bad in ["abc", "-1", "1.5", ""] {
+            assert_eq!(parse_rv(bad).unwrap_err().code(), 400, "{bad}");
+        }
+    }
+
+    #[test]
+    fn stored_objects_carry_no_resource_version() {
+        let obj = json!({"metadata": {"name": "a", "resourceVersion": "7"}});
+        let stored: Value = serde_json::from_slice(&encode(&obj)).unwrap();
+        assert!(stored.pointer("/metadata/resourceVersion").is_none());
+    }
+}
