@@ -27,6 +27,7 @@ Flags (as kube-apiserver's):
   --tls-private-key-file FILE      its key; without both, a self-signed pair is generated
   --cert-dir DIR                   where a generated pair is kept (default <data-dir>/pki)
   --token-auth-file FILE           bearer tokens, CSV: token,user,uid,\"group1,group2\"
+  --service-cluster-ip-range CIDR  where Services' cluster IPs come from (default 10.96.0.0/12)
 
 Logs go to stderr; RUST_LOG sets the level (default info).";
 
@@ -41,6 +42,7 @@ struct Flags {
     key: Option<PathBuf>,
     cert_dir: Option<PathBuf>,
     token_file: Option<PathBuf>,
+    service_range: server::ipalloc::ServiceRange,
 }
 
 fn parse(args: &[String]) -> anyhow::Result<Option<Flags>> {
@@ -55,6 +57,7 @@ fn parse(args: &[String]) -> anyhow::Result<Option<Flags>> {
         key: None,
         cert_dir: None,
         token_file: None,
+        service_range: server::ipalloc::ServiceRange::parse("10.96.0.0/12").map_err(anyhow::Error::msg)?,
     };
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -82,6 +85,9 @@ fn parse(args: &[String]) -> anyhow::Result<Option<Flags>> {
             "--tls-private-key-file" => flags.key = Some(PathBuf::from(value()?)),
             "--cert-dir" => flags.cert_dir = Some(PathBuf::from(value()?)),
             "--token-auth-file" => flags.token_file = Some(PathBuf::from(value()?)),
+            "--service-cluster-ip-range" => {
+                flags.service_range = server::ipalloc::ServiceRange::parse(&value()?).map_err(|e| anyhow::anyhow!("--service-cluster-ip-range: {e}"))?
+            }
             other => bail!("unknown flag {other:?} (see `ferry apiserver --help`)"),
         }
     }
@@ -188,6 +194,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         prefix: flags.etcd_prefix,
         ferry_version: env!("CARGO_PKG_VERSION").to_owned(),
         bookmark_interval: server::DEFAULT_BOOKMARK_INTERVAL,
+        service_range: flags.service_range,
     })
     .await?;
     eprintln!("ferry apiserver: serving on https://{}", running.addr);

@@ -71,6 +71,7 @@ impl TestApiServer {
                 prefix: "/registry".into(),
                 ferry_version: "0.0.0-test".into(),
                 bookmark_interval: std::time::Duration::from_secs(1),
+                service_range: server::ipalloc::ServiceRange::parse("10.96.0.0/28").expect("a service range"),
             })
             .await
             .expect("start the apiserver");

@@ -17,7 +17,7 @@ use hyper::body::Incoming;
 use serde_json::{Value, json};
 
 use super::request::{ResourceRequest, Verb};
-use super::{Body, Query, Server, bytes_response, json_response};
+use super::{Body, Query, Server, bytes_response, ipalloc, json_response};
 use crate::errors::{ApiError, OPTIMISTIC_LOCK_MESSAGE};
 use crate::objects;
 use crate::storage::{KeyValue, ListOptions, Preconditions, Revision, Storage, StorageError, encode_continue};
@@ -392,7 +392,13 @@ impl Ctx<'_> {
             if self.dry_run() {
                 return Ok(self.respond(StatusCode::CREATED, &attempt));
             }
-            match self.store().create(&self.key(&name), encode(&attempt)).await {
+            let allocated = self.allocate_cluster_ip(&mut attempt, &name).await?;
+            let result = self.store().create(&self.key(&name), encode(&attempt)).await;
+            if result.is_err()
+                && let Some(ip) = &allocated {
+                    ipalloc::release(self.store(), &self.server.prefix, ip).await;
+                }
+            match result {
                 Ok(kv) => {
                     let created = decode_stored(self.info, &kv.value, kv.mod_revision)?;
                     return Ok(self.respond(StatusCode::CREATED, &created));
@@ -402,6 +408,23 @@ impl Ctx<'_> {
             }
         }
         Err(ApiError::already_exists(&self.qr(), "(generated name)"))
+    }
+
+    fn is_service(&self) -> bool {
+        self.info.group.is_empty() && self.info.resource == "services"
+    }
+
+    /// Gives a new Service its cluster IP; returns the address reserved, if any.
+    async fn allocate_cluster_ip(&self, obj: &mut Value, name: &str) -> Result<Option<String>, ApiError> {
+        if !self.is_service() || !obj.get("spec").is_some_and(ipalloc::wants_ip) {
+            return Ok(None);
+        }
+        let requested = obj.pointer("/spec/clusterIP").and_then(Value::as_str).map(str::to_owned);
+        let owner = format!("{}/{name}", self.namespace.as_deref().unwrap_or_default());
+        let ip = ipalloc::allocate(self.store(), &self.server.prefix, &self.server.service_range, requested.as_deref(), &owner).await?.to_string();
+        obj["spec"]["clusterIP"] = json!(ip);
+        obj["spec"]["clusterIPs"] = json!([ip]);
+        Ok(Some(ip))
     }
 
     /// Read–modify–write of one object; `change` turns the current object into the new one.
@@ -426,7 +449,12 @@ impl Ctx<'_> {
         if deleting && !finalizers {
             let pre = Preconditions { uid: None, resource_version: Some(kv.mod_revision) };
             match self.store().delete(&self.key(name), &pre).await {
-                Ok(_) | Err(StorageError::NotFound { .. }) => {}
+                Ok(_) => {
+                    if let Some(ip) = obj.pointer("/spec/clusterIP").and_then(Value::as_str).filter(|_| self.is_service()) {
+                        ipalloc::release(self.store(), &self.server.prefix, ip).await;
+                    }
+                }
+                Err(StorageError::NotFound { .. }) => {}
                 Err(e) => return Err(ApiError::from_storage(e, &self.qr(), name)),
             }
         }
@@ -548,7 +576,12 @@ impl Ctx<'_> {
             }
             let pre = Preconditions { uid: options.preconditions.uid.clone(), resource_version: Some(kv.mod_revision) };
             let last = self.store().delete(&self.key(name), &pre).await.map_err(self.storage_error(name))?;
-            return decode_stored(self.info, &last.value, last.mod_revision);
+            let last = decode_stored(self.info, &last.value, last.mod_revision)?;
+            if self.is_service()
+                && let Some(ip) = last.pointer("/spec/clusterIP").and_then(Value::as_str) {
+                    ipalloc::release(self.store(), &self.server.prefix, ip).await;
+                }
+            return Ok(last);
         }
         if already_deleting && !is_namespace && grace.is_none() {
             return Ok(current);

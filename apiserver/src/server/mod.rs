@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod handlers;
+pub mod ipalloc;
 pub mod metrics;
 pub mod request;
 pub mod tls;
@@ -54,6 +55,8 @@ pub struct ServerConfig {
     pub ferry_version: String,
     /// How often watches that allow bookmarks get one ([`DEFAULT_BOOKMARK_INTERVAL`]).
     pub bookmark_interval: std::time::Duration,
+    /// `--service-cluster-ip-range`.
+    pub service_range: ipalloc::ServiceRange,
 }
 
 /// kube-apiserver sends a bookmark to each watch that allows them about once a minute.
@@ -93,6 +96,7 @@ pub struct Server {
     pub ferry_version: String,
     pub metrics: metrics::Metrics,
     pub bookmark_interval: std::time::Duration,
+    pub service_range: ipalloc::ServiceRange,
     pub in_flight: Semaphore,
     /// Flips to true at shutdown; watches end.
     pub stopping: tokio_watch::Receiver<bool>,
@@ -111,6 +115,7 @@ pub async fn serve(config: ServerConfig) -> Result<RunningServer, ServeError> {
         ferry_version: config.ferry_version,
         metrics: metrics::Metrics::default(),
         bookmark_interval: config.bookmark_interval,
+        service_range: config.service_range,
         in_flight: Semaphore::new(MAX_IN_FLIGHT),
         stopping: stopping.clone(),
     });
