@@ -39,14 +39,38 @@ mod tests {
     #[test]
     fn keys_follow_kubernetes_layout() {
         let cases = [
-            ("/registry", "pods", Some("default"), "web-1", "/registry/pods/default/web-1"),
-            ("/registry/", "minions", None, "node-a", "/registry/minions/node-a"),
-            ("/ferry", "services/specs", Some("kube-system"), "dns", "/ferry/services/specs/kube-system/dns"),
+            (
+                "/registry",
+                "pods",
+                Some("default"),
+                "web-1",
+                "/registry/pods/default/web-1",
+            ),
+            (
+                "/registry/",
+                "minions",
+                None,
+                "node-a",
+                "/registry/minions/node-a",
+            ),
+            (
+                "/ferry",
+                "services/specs",
+                Some("kube-system"),
+                "dns",
+                "/ferry/services/specs/kube-system/dns",
+            ),
         ];
         for (prefix, path, ns, name, want) in cases {
             assert_eq!(object_key(prefix, path, ns, name), want);
         }
-        assert_eq!(collection_prefix("/registry", "pods", Some("a")), "/registry/pods/a/");
-        assert_eq!(collection_prefix("/registry", "pods", None), "/registry/pods/");
+        assert_eq!(
+            collection_prefix("/registry", "pods", Some("a")),
+            "/registry/pods/a/"
+        );
+        assert_eq!(
+            collection_prefix("/registry", "pods", None),
+            "/registry/pods/"
+        );
     }
 }

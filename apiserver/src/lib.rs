@@ -1,4 +1,5 @@
-#![allow(clippy::result_large_err)] // ApiError carries a full Kubernetes Status (details, causes): errors are rare, and boxing would only move the allocation.
+#![allow(clippy::result_large_err)]
+// ApiError carries a full Kubernetes Status (details, causes): errors are rare, and boxing would only move the allocation.
 //! Ferry's apiserver: the Kubernetes REST API over the storage layer.
 //!
 //! - [`storage`]: the `Storage` trait (Kubernetes' `storage.Interface`) and its etcd and embedded
@@ -9,8 +10,8 @@
 //! - [`objects`]: per-kind preparation of writes: defaults, validation, metadata, status.
 
 pub mod discovery;
-pub mod server;
 pub mod errors;
 pub mod objects;
+pub mod server;
 pub mod storage;
 pub mod tables;

@@ -57,7 +57,8 @@ fn parse(args: &[String]) -> anyhow::Result<Option<Flags>> {
         key: None,
         cert_dir: None,
         token_file: None,
-        service_range: server::ipalloc::ServiceRange::parse("10.96.0.0/12").map_err(anyhow::Error::msg)?,
+        service_range: server::ipalloc::ServiceRange::parse("10.96.0.0/12")
+            .map_err(anyhow::Error::msg)?,
     };
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -71,22 +72,41 @@ fn parse(args: &[String]) -> anyhow::Result<Option<Flags>> {
         let mut value = || -> anyhow::Result<String> {
             match &inline {
                 Some(v) => Ok(v.clone()),
-                None => iter.next().cloned().with_context(|| format!("{name} needs a value")),
+                None => iter
+                    .next()
+                    .cloned()
+                    .with_context(|| format!("{name} needs a value")),
             }
         };
         match name {
-            "--etcd-servers" => flags.etcd_servers = value()?.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+            "--etcd-servers" => {
+                flags.etcd_servers = value()?
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }
             "--etcd-prefix" => flags.etcd_prefix = value()?,
             "--etcd-compaction-interval" => flags.compaction = parse_duration(&value()?)?,
             "--data-dir" => flags.data_dir = PathBuf::from(value()?),
-            "--bind-address" => flags.bind = value()?.parse().context("--bind-address must be an IP address")?,
-            "--secure-port" => flags.port = value()?.parse().context("--secure-port must be a port number")?,
+            "--bind-address" => {
+                flags.bind = value()?
+                    .parse()
+                    .context("--bind-address must be an IP address")?
+            }
+            "--secure-port" => {
+                flags.port = value()?
+                    .parse()
+                    .context("--secure-port must be a port number")?
+            }
             "--tls-cert-file" => flags.cert = Some(PathBuf::from(value()?)),
             "--tls-private-key-file" => flags.key = Some(PathBuf::from(value()?)),
             "--cert-dir" => flags.cert_dir = Some(PathBuf::from(value()?)),
             "--token-auth-file" => flags.token_file = Some(PathBuf::from(value()?)),
             "--service-cluster-ip-range" => {
-                flags.service_range = server::ipalloc::ServiceRange::parse(&value()?).map_err(|e| anyhow::anyhow!("--service-cluster-ip-range: {e}"))?
+                flags.service_range = server::ipalloc::ServiceRange::parse(&value()?)
+                    .map_err(|e| anyhow::anyhow!("--service-cluster-ip-range: {e}"))?
             }
             other => bail!("unknown flag {other:?} (see `ferry apiserver --help`)"),
         }
@@ -117,7 +137,9 @@ fn parse_duration(s: &str) -> anyhow::Result<Option<Duration>> {
         if c == 'm' && chars.peek() == Some(&'s') {
             unit.push(chars.next().unwrap_or('s'));
         }
-        let n: f64 = number.parse().with_context(|| format!("invalid duration {s:?}"))?;
+        let n: f64 = number
+            .parse()
+            .with_context(|| format!("invalid duration {s:?}"))?;
         number.clear();
         total += n * match unit.as_str() {
             "h" => 3600.0,
@@ -146,7 +168,9 @@ pub fn main(args: &[String]) -> ExitCode {
         }
     };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -167,9 +191,15 @@ pub fn main(args: &[String]) -> ExitCode {
 
 async fn run(flags: Flags) -> anyhow::Result<()> {
     let store: Arc<dyn Storage> = if flags.etcd_servers.is_empty() {
-        std::fs::create_dir_all(&flags.data_dir).with_context(|| format!("cannot create {}", flags.data_dir.display()))?;
+        std::fs::create_dir_all(&flags.data_dir)
+            .with_context(|| format!("cannot create {}", flags.data_dir.display()))?;
         let path = apiserver::storage::embedded::default_path(&flags.data_dir);
-        Arc::new(EmbeddedStorage::open_with(&path, EmbeddedOptions { compaction_interval: flags.compaction })?)
+        Arc::new(EmbeddedStorage::open_with(
+            &path,
+            EmbeddedOptions {
+                compaction_interval: flags.compaction,
+            },
+        )?)
     } else {
         let mut config = EtcdConfig::new(flags.etcd_servers.clone());
         config.compaction_interval = flags.compaction;
@@ -177,12 +207,19 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     };
     let tls = match (&flags.cert, &flags.key) {
         (Some(cert), Some(key)) => CertPair::load(cert, key)?,
-        _ => CertPair::in_cert_dir(&flags.cert_dir.clone().unwrap_or_else(|| flags.data_dir.join("pki")))?,
+        _ => CertPair::in_cert_dir(
+            &flags
+                .cert_dir
+                .clone()
+                .unwrap_or_else(|| flags.data_dir.join("pki")),
+        )?,
     };
     let tokens = match &flags.token_file {
         Some(path) => TokenAuth::load(path)?,
         None => {
-            tracing::warn!("no --token-auth-file: every request but /version and the health checks will be refused (401)");
+            tracing::warn!(
+                "no --token-auth-file: every request but /version and the health checks will be refused (401)"
+            );
             TokenAuth::default()
         }
     };
@@ -198,7 +235,9 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     })
     .await?;
     eprintln!("ferry apiserver: serving on https://{}", running.addr);
-    tokio::signal::ctrl_c().await.context("waiting for a signal")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for a signal")?;
     tracing::info!("shutting down");
     running.shutdown().await;
     Ok(())
@@ -210,10 +249,19 @@ mod tests {
 
     #[test]
     fn durations_parse_like_go() {
-        assert_eq!(parse_duration("5m").unwrap(), Some(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h30m").unwrap(), Some(Duration::from_secs(5400)));
+        assert_eq!(
+            parse_duration("5m").unwrap(),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(
+            parse_duration("1h30m").unwrap(),
+            Some(Duration::from_secs(5400))
+        );
         assert_eq!(parse_duration("0").unwrap(), None);
-        assert_eq!(parse_duration("250ms").unwrap(), Some(Duration::from_millis(250)));
+        assert_eq!(
+            parse_duration("250ms").unwrap(),
+            Some(Duration::from_millis(250))
+        );
         for bad in ["5", "5x", "m"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
@@ -221,7 +269,15 @@ mod tests {
 
     #[test]
     fn flags_parse() {
-        let args: Vec<String> = ["--etcd-servers=http://a:2379,http://b:2379", "--secure-port", "0", "--bind-address=127.0.0.1"].iter().map(|s| s.to_string()).collect();
+        let args: Vec<String> = [
+            "--etcd-servers=http://a:2379,http://b:2379",
+            "--secure-port",
+            "0",
+            "--bind-address=127.0.0.1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let flags = parse(&args).unwrap().unwrap();
         assert_eq!(flags.etcd_servers.len(), 2);
         assert_eq!(flags.port, 0);

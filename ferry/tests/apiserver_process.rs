@@ -32,7 +32,9 @@ fn ferry_apiserver_serves_kubectl_and_keeps_data_across_restarts() {
                 }
             }
         });
-        let url = rx.recv_timeout(Duration::from_secs(30)).expect("ferry apiserver did not report its address");
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("ferry apiserver did not report its address");
         (child, url)
     };
 
@@ -49,7 +51,10 @@ fn ferry_apiserver_serves_kubectl_and_keeps_data_across_restarts() {
         .unwrap();
         Command::new(tests::apiserver::kubectl_binary("1.33"))
             .arg(format!("--kubeconfig={}", kubeconfig.display()))
-            .arg(format!("--cache-dir={}", dir.path().join("cache").display()))
+            .arg(format!(
+                "--cache-dir={}",
+                dir.path().join("cache").display()
+            ))
             .args(args)
             .output()
             .expect("run kubectl")
@@ -57,16 +62,34 @@ fn ferry_apiserver_serves_kubectl_and_keeps_data_across_restarts() {
 
     let (mut child, url) = start();
     let cm = dir.path().join("cm.yaml");
-    std::fs::write(&cm, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\ndata:\n  a: b\n").unwrap();
-    let out = kubectl(&url, &["create", "--validate=false", "-f", cm.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(
+        &cm,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\ndata:\n  a: b\n",
+    )
+    .unwrap();
+    let out = kubectl(
+        &url,
+        &["create", "--validate=false", "-f", cm.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = child.kill();
     let _ = child.wait();
 
     // Restarted on the same data dir: the object is still there.
     let (mut child, url) = start();
-    let out = kubectl(&url, &["get", "configmap", "kept", "-o", "jsonpath={.data.a}"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = kubectl(
+        &url,
+        &["get", "configmap", "kept", "-o", "jsonpath={.data.a}"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "b");
 
     // A wrong token is refused.
@@ -75,19 +98,29 @@ fn ferry_apiserver_serves_kubectl_and_keeps_data_across_restarts() {
     std::fs::write(&bad, good.replace("token: s3cret", "token: wrong")).unwrap();
     let out = Command::new(tests::apiserver::kubectl_binary("1.33"))
         .arg(format!("--kubeconfig={}", bad.display()))
-        .arg(format!("--cache-dir={}", dir.path().join("cache2").display()))
+        .arg(format!(
+            "--cache-dir={}",
+            dir.path().join("cache2").display()
+        ))
         .args(["get", "configmaps"])
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("error: You must be logged in to the server"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("error: You must be logged in to the server"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = child.kill();
     let _ = child.wait();
 }
 
 #[test]
 fn bad_flags_are_refused() {
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry")).args(["apiserver", "--no-such-flag"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["apiserver", "--no-such-flag"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown flag \"--no-such-flag\""));
 }

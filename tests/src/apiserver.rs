@@ -36,7 +36,10 @@ pub struct TestApiServer {
 impl TestApiServer {
     /// Starts an apiserver on the given backend. Panics with a clear message if it cannot.
     pub fn start(backend: Backend<'_>) -> TestApiServer {
-        let dir = tempfile::Builder::new().prefix("ferry-apiserver-").tempdir().expect("create a temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("ferry-apiserver-")
+            .tempdir()
+            .expect("create a temp dir");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -55,11 +58,20 @@ impl TestApiServer {
                 Some(endpoint) => {
                     let mut config = EtcdConfig::new(vec![endpoint]);
                     config.compaction_interval = None;
-                    Arc::new(EtcdStorage::connect(config).await.expect("connect to the test etcd"))
+                    Arc::new(
+                        EtcdStorage::connect(config)
+                            .await
+                            .expect("connect to the test etcd"),
+                    )
                 }
                 None => Arc::new(
-                    EmbeddedStorage::open_with(&store_path, EmbeddedOptions { compaction_interval: None })
-                        .expect("open the embedded store"),
+                    EmbeddedStorage::open_with(
+                        &store_path,
+                        EmbeddedOptions {
+                            compaction_interval: None,
+                        },
+                    )
+                    .expect("open the embedded store"),
                 ),
             };
             let store_handle = store.clone();
@@ -71,15 +83,24 @@ impl TestApiServer {
                 prefix: "/registry".into(),
                 ferry_version: "0.0.0-test".into(),
                 bookmark_interval: std::time::Duration::from_secs(1),
-                service_range: server::ipalloc::ServiceRange::parse("10.96.0.0/28").expect("a service range"),
+                service_range: server::ipalloc::ServiceRange::parse("10.96.0.0/28")
+                    .expect("a service range"),
             })
             .await
             .expect("start the apiserver");
             (running, store_handle)
         });
         let (running, store) = running;
-        let server = TestApiServer { addr: running.addr, ca_pem, dir, store, runtime: Some(runtime), running: Some(running) };
-        std::fs::write(server.kubeconfig(), server.kubeconfig_yaml()).expect("write the kubeconfig");
+        let server = TestApiServer {
+            addr: running.addr,
+            ca_pem,
+            dir,
+            store,
+            runtime: Some(runtime),
+            running: Some(running),
+        };
+        std::fs::write(server.kubeconfig(), server.kubeconfig_yaml())
+            .expect("write the kubeconfig");
         server
     }
 
@@ -115,7 +136,11 @@ impl TestApiServer {
     pub fn compact_now(&self) -> i64 {
         let runtime = self.runtime.as_ref().expect("the server is running");
         runtime.block_on(async {
-            let revision = self.store.current_revision().await.expect("current revision");
+            let revision = self
+                .store
+                .current_revision()
+                .await
+                .expect("current revision");
             self.store.compact(revision).await.expect("compact");
             revision
         })
@@ -164,14 +189,17 @@ pub fn kubectl_binary(version: &str) -> PathBuf {
         }
         let dispatcher = dir.join("kubectl");
         if let Ok(real) = std::fs::canonicalize(&dispatcher)
-            && let Some(parent) = real.parent() {
-                let candidate = parent.join(&name);
-                if candidate.is_file() {
-                    return candidate;
-                }
+            && let Some(parent) = real.parent()
+        {
+            let candidate = parent.join(&name);
+            if candidate.is_file() {
+                return candidate;
             }
+        }
     }
-    panic!("{name} is not installed: these tests run real kubectl binaries; put {name} on PATH or set KUBECTL_DIR")
+    panic!(
+        "{name} is not installed: these tests run real kubectl binaries; put {name} on PATH or set KUBECTL_DIR"
+    )
 }
 
 /// One HTTP exchange made with `curl` (a real client, over TLS, verifying the server's CA).
@@ -190,9 +218,19 @@ impl RawResponse {
 
 impl TestApiServer {
     /// Sends a request with `curl`; `token` `None` sends no Authorization header.
-    pub fn raw(&self, method: &str, path: &str, content_type: Option<&str>, body: Option<&[u8]>, token: Option<&str>) -> RawResponse {
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<&[u8]>,
+        token: Option<&str>,
+    ) -> RawResponse {
         let body_file = self.dir.path().join(format!("body-{}", std::process::id()));
-        let header_file = self.dir.path().join(format!("headers-{}", std::process::id()));
+        let header_file = self
+            .dir
+            .path()
+            .join(format!("headers-{}", std::process::id()));
         let mut cmd = Command::new("curl");
         cmd.args(["-sS", "-X", method, "--cacert"])
             .arg(self.ca_file())
@@ -213,13 +251,22 @@ impl TestApiServer {
         }
         if let Some(body) = body {
             std::fs::write(&body_file, body).expect("write the request body");
-            cmd.arg("--data-binary").arg(format!("@{}", body_file.display()));
+            cmd.arg("--data-binary")
+                .arg(format!("@{}", body_file.display()));
         }
         let out = cmd.output().expect("curl is needed for these tests");
-        assert!(out.status.success(), "curl {method} {path} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "curl {method} {path} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
         let headers = std::fs::read_to_string(&header_file).unwrap_or_default();
-        RawResponse { code: code.trim().parse().unwrap_or(0), body: body.to_owned(), headers }
+        RawResponse {
+            code: code.trim().parse().unwrap_or(0),
+            body: body.to_owned(),
+            headers,
+        }
     }
 }

@@ -23,7 +23,10 @@ pub fn counter_value(n: i64) -> Vec<u8> {
 
 /// The number in a counter value, `None` if it is not one.
 pub fn parse_counter(value: &[u8]) -> Option<i64> {
-    serde_json::from_slice::<serde_json::Value>(value).ok()?.get("data")?.as_i64()
+    serde_json::from_slice::<serde_json::Value>(value)
+        .ok()?
+        .get("data")?
+        .as_i64()
 }
 
 /// One acknowledged write, as the writer prints it.
@@ -48,7 +51,10 @@ impl Ack {
     pub fn parse(line: &str) -> Option<Ack> {
         let parts: Vec<&str> = line.split(' ').collect();
         match parts.as_slice() {
-            ["ACK", "create", key, rev] => Some(Ack::Create { key: (*key).to_owned(), rev: rev.parse().ok()? }),
+            ["ACK", "create", key, rev] => Some(Ack::Create {
+                key: (*key).to_owned(),
+                rev: rev.parse().ok()?,
+            }),
             ["ACK", "counter", key, value, rev] => Some(Ack::Counter {
                 key: (*key).to_owned(),
                 value: value.parse().ok()?,
@@ -72,8 +78,15 @@ mod tests {
     #[test]
     fn ack_lines_round_trip() {
         for ack in [
-            Ack::Create { key: format!("{OBJECTS}1-03-000007"), rev: 42 },
-            Ack::Counter { key: format!("{COUNTERS}03"), value: 9, rev: 43 },
+            Ack::Create {
+                key: format!("{OBJECTS}1-03-000007"),
+                rev: 42,
+            },
+            Ack::Counter {
+                key: format!("{COUNTERS}03"),
+                value: 9,
+                rev: 43,
+            },
         ] {
             assert_eq!(Ack::parse(&ack.to_line()), Some(ack));
         }
@@ -83,7 +96,8 @@ mod tests {
 
     #[test]
     fn values_are_json_with_the_expected_fields() {
-        let v: serde_json::Value = serde_json::from_slice(&object_value("/registry/crash/objects/1-2-3")).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&object_value("/registry/crash/objects/1-2-3")).unwrap();
         assert_eq!(v["metadata"]["name"], "1-2-3");
         assert_eq!(parse_counter(&counter_value(17)), Some(17));
         assert_eq!(parse_counter(b"{}"), None);

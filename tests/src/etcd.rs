@@ -18,17 +18,24 @@ impl EtcdServer {
     /// Starts etcd and waits until it answers. Panics with a clear message if it cannot.
     pub fn start() -> EtcdServer {
         let binary = etcd_binary();
-        let data_dir = tempfile::Builder::new().prefix("ferry-etcd-").tempdir().expect("create a temp dir for etcd");
+        let data_dir = tempfile::Builder::new()
+            .prefix("ferry-etcd-")
+            .tempdir()
+            .expect("create a temp dir for etcd");
         // Two free ports. The listeners are dropped just before etcd binds them; a retry covers
         // the rare case that another process takes one in between.
         for attempt in 0..5 {
             let (client_port, peer_port) = (free_port(), free_port());
             let endpoint = format!("http://127.0.0.1:{client_port}");
             let peer = format!("http://127.0.0.1:{peer_port}");
-            let log = std::fs::File::create(data_dir.path().join("etcd.log")).expect("create etcd log");
+            let log =
+                std::fs::File::create(data_dir.path().join("etcd.log")).expect("create etcd log");
             let mut child = Command::new(&binary)
                 .arg("--name=ferry-test")
-                .arg(format!("--data-dir={}", data_dir.path().join("data").display()))
+                .arg(format!(
+                    "--data-dir={}",
+                    data_dir.path().join("data").display()
+                ))
                 .arg(format!("--listen-client-urls={endpoint}"))
                 .arg(format!("--advertise-client-urls={endpoint}"))
                 .arg(format!("--listen-peer-urls={peer}"))
@@ -42,7 +49,11 @@ impl EtcdServer {
                 .spawn()
                 .unwrap_or_else(|e| panic!("could not start {}: {e}", binary.display()));
             if wait_healthy(&mut child, client_port) {
-                return EtcdServer { child, endpoint, _data_dir: data_dir };
+                return EtcdServer {
+                    child,
+                    endpoint,
+                    _data_dir: data_dir,
+                };
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -86,7 +97,10 @@ fn etcd_binary() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind a free port").port()
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free port")
+        .port()
 }
 
 /// Waits until etcd's `/health` says it is healthy, or it exits, or 20 s pass.
@@ -99,7 +113,9 @@ fn wait_healthy(child: &mut Child, port: u16) -> bool {
         }
         if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
             let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-            let request = format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+            let request = format!(
+                "GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+            );
             let mut body = String::new();
             if stream.write_all(request.as_bytes()).is_ok()
                 && stream.read_to_string(&mut body).is_ok()

@@ -39,14 +39,33 @@ impl Client {
             .expect("TLS versions")
             .with_root_certificates(roots)
             .with_no_client_auth();
-        Client { addr: server.addr, tls: tokio_rustls::TlsConnector::from(Arc::new(config)), token: TOKEN.to_owned() }
+        Client {
+            addr: server.addr,
+            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            token: TOKEN.to_owned(),
+        }
     }
 
-    async fn send(&self, method: &str, path: &str, content_type: &str, body: Bytes) -> hyper::Response<Incoming> {
-        let tcp = TcpStream::connect(self.addr).await.expect("connect to the apiserver");
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Bytes,
+    ) -> hyper::Response<Incoming> {
+        let tcp = TcpStream::connect(self.addr)
+            .await
+            .expect("connect to the apiserver");
         let name = ServerName::try_from("localhost").expect("a server name");
-        let tls = self.tls.connect(name, tcp).await.expect("TLS handshake with the apiserver");
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await.expect("HTTP handshake");
+        let tls = self
+            .tls
+            .connect(name, tcp)
+            .await
+            .expect("TLS handshake with the apiserver");
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                .await
+                .expect("HTTP handshake");
         tokio::spawn(conn);
         let request = hyper::Request::builder()
             .method(method)
@@ -56,24 +75,40 @@ impl Client {
             .header("Content-Type", content_type)
             .body(Full::new(body))
             .expect("a request");
-        sender.send_request(request).await.expect("send the request")
+        sender
+            .send_request(request)
+            .await
+            .expect("send the request")
     }
 
     /// One request, read in full as JSON.
     pub async fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Reply {
-        let body = body.map(|b| Bytes::from(serde_json::to_vec(b).unwrap())).unwrap_or_default();
+        let body = body
+            .map(|b| Bytes::from(serde_json::to_vec(b).unwrap()))
+            .unwrap_or_default();
         let response = self.send(method, path, "application/json", body).await;
         let status = response.status().as_u16();
-        let bytes = response.into_body().collect().await.expect("read the body").to_bytes();
-        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("read the body")
+            .to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         Reply { status, body }
     }
 
     /// Starts a watch (`path` includes `watch=true`); returns its event stream.
     pub async fn watch(&self, path: &str) -> WatchStream {
-        let response = self.send("GET", path, "application/json", Bytes::new()).await;
+        let response = self
+            .send("GET", path, "application/json", Bytes::new())
+            .await;
         assert_eq!(response.status().as_u16(), 200, "watch {path}");
-        WatchStream { body: response.into_body(), buffer: Vec::new() }
+        WatchStream {
+            body: response.into_body(),
+            buffer: Vec::new(),
+        }
     }
 }
 

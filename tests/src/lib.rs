@@ -1,7 +1,7 @@
 //! Ferry's integration and end-to-end tests live in `tests/tests/`; this library holds what they
 //! (and the benchmarks) share.
 
+pub mod apiserver;
 pub mod crash;
 pub mod etcd;
-pub mod apiserver;
 pub mod http;

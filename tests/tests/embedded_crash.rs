@@ -12,7 +12,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use apiserver::storage::embedded::EmbeddedStorage;
-use apiserver::storage::{KeyValue, ListOptions, Preconditions, Revision, Storage, StorageError, WatchItem};
+use apiserver::storage::{
+    KeyValue, ListOptions, Preconditions, Revision, Storage, StorageError, WatchItem,
+};
 use bytes::Bytes;
 use tests::crash::{Ack, COUNTERS, OBJECTS, PREFIX, counter_value, object_value, parse_counter};
 
@@ -63,7 +65,13 @@ impl Writer {
                 }
             }
         });
-        Writer { child, lines, stderr, acks: Vec::new(), started: Instant::now() }
+        Writer {
+            child,
+            lines,
+            stderr,
+            acks: Vec::new(),
+            started: Instant::now(),
+        }
     }
 
     fn stderr(&self) -> String {
@@ -71,7 +79,8 @@ impl Writer {
     }
 
     fn take_line(&mut self, line: &str) {
-        let ack = Ack::parse(line).unwrap_or_else(|| panic!("the writer printed a line that is not an ACK: {line:?}"));
+        let ack = Ack::parse(line)
+            .unwrap_or_else(|| panic!("the writer printed a line that is not an ACK: {line:?}"));
         self.acks.push(ack);
     }
 
@@ -106,10 +115,15 @@ impl Writer {
         self.child.kill().expect("SIGKILL the writer");
         let deadline = Instant::now() + SILENCE;
         loop {
-            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            match self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
                 Ok(line) => self.take_line(&line),
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                Err(mpsc::RecvTimeoutError::Timeout) => panic!("the writer's stdout did not close after SIGKILL"),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("the writer's stdout did not close after SIGKILL")
+                }
             }
         }
         let status = self.child.wait().expect("reap the writer");
@@ -147,10 +161,16 @@ impl Promised {
                 }
                 Ack::Counter { key, value, rev } => {
                     let last = counter_revs.entry(key).or_insert(0);
-                    assert!(*rev > *last, "{key}: acknowledged revisions go back ({last} then {rev})");
+                    assert!(
+                        *rev > *last,
+                        "{key}: acknowledged revisions go back ({last} then {rev})"
+                    );
                     *last = *rev;
                     let max = self.counters.entry(key.clone()).or_insert(0);
-                    assert!(*value > *max, "{key}: acknowledged values must increase ({max} then {value})");
+                    assert!(
+                        *value > *max,
+                        "{key}: acknowledged values must increase ({max} then {value})"
+                    );
                     *max = *value;
                 }
             }
@@ -161,7 +181,11 @@ impl Promised {
 /// A runtime of its own for each use of the store: dropping it ends every task the backend
 /// spawned, so nothing keeps the file open when the next writer process starts.
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("build a tokio runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("build a tokio runtime")
 }
 
 fn open(path: &Path) -> Result<EmbeddedStorage, StorageError> {
@@ -171,7 +195,8 @@ fn open(path: &Path) -> Result<EmbeddedStorage, StorageError> {
 /// Reopens the store after a crash and checks everything the acknowledgements promise, then
 /// that the store takes new writes (which are added to the promises).
 async fn verify(path: &Path, promised: &mut Promised, cycle: usize) {
-    let store = open(path).unwrap_or_else(|e| panic!("cycle {cycle}: reopening the store after SIGKILL failed: {e}"));
+    let store = open(path)
+        .unwrap_or_else(|e| panic!("cycle {cycle}: reopening the store after SIGKILL failed: {e}"));
     let store: &dyn Storage = &store;
     let current = store.current_revision().await.expect("current_revision");
     assert!(
@@ -182,34 +207,72 @@ async fn verify(path: &Path, promised: &mut Promised, cycle: usize) {
 
     // Every acknowledged object, with its value and revision.
     for (key, rev) in &promised.objects {
-        let kv = store
-            .get(key, None)
-            .await
-            .unwrap_or_else(|e| panic!("cycle {cycle}: acknowledged object {key} (revision {rev}) lost: {e}"));
-        assert_eq!(kv.value, Bytes::from(object_value(key)), "cycle {cycle}: {key} has the wrong value");
-        assert_eq!((kv.create_revision, kv.mod_revision), (*rev, *rev), "cycle {cycle}: {key} revisions");
+        let kv = store.get(key, None).await.unwrap_or_else(|e| {
+            panic!("cycle {cycle}: acknowledged object {key} (revision {rev}) lost: {e}")
+        });
+        assert_eq!(
+            kv.value,
+            Bytes::from(object_value(key)),
+            "cycle {cycle}: {key} has the wrong value"
+        );
+        assert_eq!(
+            (kv.create_revision, kv.mod_revision),
+            (*rev, *rev),
+            "cycle {cycle}: {key} revisions"
+        );
     }
     // Every counter at least at its highest acknowledged value.
     for (key, value) in &promised.counters {
-        let kv = store.get(key, None).await.unwrap_or_else(|e| panic!("cycle {cycle}: counter {key} lost: {e}"));
-        let stored = parse_counter(&kv.value).unwrap_or_else(|| panic!("cycle {cycle}: {key} holds {kv:?}"));
-        assert!(stored >= *value, "cycle {cycle}: {key} is {stored}, but {value} was acknowledged");
+        let kv = store
+            .get(key, None)
+            .await
+            .unwrap_or_else(|e| panic!("cycle {cycle}: counter {key} lost: {e}"));
+        let stored =
+            parse_counter(&kv.value).unwrap_or_else(|| panic!("cycle {cycle}: {key} holds {kv:?}"));
+        assert!(
+            stored >= *value,
+            "cycle {cycle}: {key} is {stored}, but {value} was acknowledged"
+        );
     }
 
     // The listing: consistent with count, in key order, every value whole.
-    let list = store.list(PREFIX, &ListOptions::default()).await.expect("list");
+    let list = store
+        .list(PREFIX, &ListOptions::default())
+        .await
+        .expect("list");
     assert_eq!(list.revision, current, "cycle {cycle}: the list's revision");
-    assert_eq!(list.items.len() as i64, store.count(PREFIX).await.expect("count"), "cycle {cycle}: list vs count");
-    assert!(list.items.windows(2).all(|w| w[0].key < w[1].key), "cycle {cycle}: list not in key order");
+    assert_eq!(
+        list.items.len() as i64,
+        store.count(PREFIX).await.expect("count"),
+        "cycle {cycle}: list vs count"
+    );
+    assert!(
+        list.items.windows(2).all(|w| w[0].key < w[1].key),
+        "cycle {cycle}: list not in key order"
+    );
     let objects = store.count(OBJECTS).await.expect("count objects") as usize;
-    assert!(objects >= promised.objects.len(), "cycle {cycle}: {objects} objects < {} acknowledged", promised.objects.len());
+    assert!(
+        objects >= promised.objects.len(),
+        "cycle {cycle}: {objects} objects < {} acknowledged",
+        promised.objects.len()
+    );
     for kv in &list.items {
         if kv.key.starts_with(OBJECTS) {
-            assert_eq!(kv.value, Bytes::from(object_value(&kv.key)), "cycle {cycle}: torn object {kv:?}");
+            assert_eq!(
+                kv.value,
+                Bytes::from(object_value(&kv.key)),
+                "cycle {cycle}: torn object {kv:?}"
+            );
         } else {
-            assert!(kv.key.starts_with(COUNTERS) && parse_counter(&kv.value).is_some(), "cycle {cycle}: stray {kv:?}");
+            assert!(
+                kv.key.starts_with(COUNTERS) && parse_counter(&kv.value).is_some(),
+                "cycle {cycle}: stray {kv:?}"
+            );
         }
-        assert!(kv.mod_revision <= current && kv.create_revision <= kv.mod_revision, "cycle {cycle}: {kv:?}");
+        assert!(
+            kv.mod_revision <= current && kv.create_revision <= kv.mod_revision,
+            "cycle {cycle}: {kv:?}"
+        );
     }
 
     // The history replays: every revision after the first, once, in order, and it adds up to
@@ -220,12 +283,19 @@ async fn verify(path: &Path, promised: &mut Promised, cycle: usize) {
     while expected_rev <= current {
         let item = match tokio::time::timeout(WATCH_TIMEOUT, watch.next()).await {
             Ok(Some(item)) => item,
-            Ok(None) => panic!("cycle {cycle}: the replay ended at revision {expected_rev} of {current}"),
-            Err(_) => panic!("cycle {cycle}: the replay stalled at revision {expected_rev} of {current}"),
+            Ok(None) => {
+                panic!("cycle {cycle}: the replay ended at revision {expected_rev} of {current}")
+            }
+            Err(_) => {
+                panic!("cycle {cycle}: the replay stalled at revision {expected_rev} of {current}")
+            }
         };
         match item {
             Ok(WatchItem::Event(e)) => {
-                assert_eq!(e.revision, expected_rev, "cycle {cycle}: replayed revisions must be 2, 3, ... in order");
+                assert_eq!(
+                    e.revision, expected_rev,
+                    "cycle {cycle}: replayed revisions must be 2, 3, ... in order"
+                );
                 replayed.insert(e.key.clone(), (e.value.clone(), e.revision));
                 expected_rev += 1;
             }
@@ -240,20 +310,33 @@ async fn verify(path: &Path, promised: &mut Promised, cycle: usize) {
         list.items.len(),
         promised.objects.len()
     );
-    let listed: BTreeMap<&str, &KeyValue> = list.items.iter().map(|kv| (kv.key.as_str(), kv)).collect();
+    let listed: BTreeMap<&str, &KeyValue> =
+        list.items.iter().map(|kv| (kv.key.as_str(), kv)).collect();
     for (key, (value, rev)) in &replayed {
-        let kv = listed.get(key.as_str()).unwrap_or_else(|| panic!("cycle {cycle}: replayed {key} is not listed"));
-        assert_eq!((&kv.value, kv.mod_revision), (value, *rev), "cycle {cycle}: {key}: replay and list disagree");
+        let kv = listed
+            .get(key.as_str())
+            .unwrap_or_else(|| panic!("cycle {cycle}: replayed {key} is not listed"));
+        assert_eq!(
+            (&kv.value, kv.mod_revision),
+            (value, *rev),
+            "cycle {cycle}: {key}: replay and list disagree"
+        );
     }
     for kv in &list.items {
         if !replayed.contains_key(&kv.key) {
-            assert_eq!(kv.mod_revision, 1, "cycle {cycle}: {kv:?} is listed but its write was not replayed");
+            assert_eq!(
+                kv.mod_revision, 1,
+                "cycle {cycle}: {kv:?} is listed but its write was not replayed"
+            );
         }
     }
 
     // New writes are accepted, and become promises for the next cycle.
     let key = format!("{OBJECTS}verify-{cycle}");
-    let created = store.create(&key, Bytes::from(object_value(&key))).await.expect("create after reopening");
+    let created = store
+        .create(&key, Bytes::from(object_value(&key)))
+        .await
+        .expect("create after reopening");
     assert_eq!(created.mod_revision, current + 1);
     let counter = format!("{COUNTERS}00");
     let mut increment = |cur: Option<&KeyValue>| {
@@ -266,14 +349,24 @@ async fn verify(path: &Path, promised: &mut Promised, cycle: usize) {
         .expect("update after reopening");
     assert_eq!(updated.mod_revision, current + 2);
     promised.add(&[
-        Ack::Create { key, rev: created.mod_revision },
-        Ack::Counter { key: counter, value: parse_counter(&updated.value).expect("a counter"), rev: updated.mod_revision },
+        Ack::Create {
+            key,
+            rev: created.mod_revision,
+        },
+        Ack::Counter {
+            key: counter,
+            value: parse_counter(&updated.value).expect("a counter"),
+            rev: updated.mod_revision,
+        },
     ]);
 }
 
 #[test]
 fn acknowledged_writes_survive_sigkill() {
-    let dir = tempfile::Builder::new().prefix("ferry-crash-").tempdir().expect("temp dir");
+    let dir = tempfile::Builder::new()
+        .prefix("ferry-crash-")
+        .tempdir()
+        .expect("temp dir");
     let path = dir.path().join("store.redb");
     let mut promised = Promised::default();
     for cycle in 1..=3 {
@@ -287,12 +380,19 @@ fn acknowledged_writes_survive_sigkill() {
         // The store, its tasks and the runtime are gone: the file is closed for the next writer.
         drop(rt);
     }
-    assert!(promised.objects.len() >= 3 * MIN_ACKS / 2, "{} objects", promised.objects.len());
+    assert!(
+        promised.objects.len() >= 3 * MIN_ACKS / 2,
+        "{} objects",
+        promised.objects.len()
+    );
 }
 
 #[test]
 fn a_store_open_in_another_process_is_unavailable() {
-    let dir = tempfile::Builder::new().prefix("ferry-lock-").tempdir().expect("temp dir");
+    let dir = tempfile::Builder::new()
+        .prefix("ferry-lock-")
+        .tempdir()
+        .expect("temp dir");
     let path = dir.path().join("store.redb");
     let mut writer = Writer::spawn(&path, "locked", dir.path());
     writer.read_until(1, Duration::ZERO);
@@ -305,7 +405,9 @@ fn a_store_open_in_another_process_is_unavailable() {
                 message.to_lowercase().contains("in use"),
                 "the Unavailable error must say the file is in use by another process: {message:?}"
             ),
-            Err(other) => panic!("attempt {attempt}: expected Unavailable (in use by another process), got {other:?}"),
+            Err(other) => panic!(
+                "attempt {attempt}: expected Unavailable (in use by another process), got {other:?}"
+            ),
             Ok(_) => panic!("attempt {attempt}: opened a store that another process holds open"),
         }
     }

@@ -22,13 +22,23 @@ fn cm(name: &str, value: usize) -> Value {
 fn summary(event: &Value) -> (String, String, String) {
     (
         event["type"].as_str().unwrap_or_default().to_owned(),
-        event["object"]["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
-        event["object"]["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_owned(),
+        event["object"]["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        event["object"]["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
     )
 }
 
 /// Reads events until one at `last_rv` arrives (bookmarks skipped); fails after a timeout.
-async fn collect_until(stream: &mut WatchStream, last_rv: i64, what: &str) -> Vec<(String, String, String)> {
+async fn collect_until(
+    stream: &mut WatchStream,
+    last_rv: i64,
+    what: &str,
+) -> Vec<(String, String, String)> {
     let mut seen = Vec::new();
     loop {
         let event = tokio::time::timeout(Duration::from_secs(30), stream.next())
@@ -39,7 +49,9 @@ async fn collect_until(stream: &mut WatchStream, last_rv: i64, what: &str) -> Ve
             continue;
         }
         let s = summary(&event);
-        let rv: i64 = s.2.parse().unwrap_or_else(|_| panic!("{what}: bad rv in {event}"));
+        let rv: i64 =
+            s.2.parse()
+                .unwrap_or_else(|_| panic!("{what}: bad rv in {event}"));
         seen.push(s);
         if rv >= last_rv {
             return seen;
@@ -53,13 +65,18 @@ async fn concurrent_watchers(server: &TestApiServer) {
         let r = client.request("POST", "/api/v1/namespaces", Some(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": format!("w{n}")}}))).await;
         assert_eq!(r.status, 201, "{}", r.body);
     }
-    let start_rv = client.request("GET", "/api/v1/namespaces", None).await.body["metadata"]["resourceVersion"].as_str().unwrap().to_owned();
+    let start_rv =
+        client.request("GET", "/api/v1/namespaces", None).await.body["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .to_owned();
 
     // Watchers first, all from the same revision.
     let mut watchers = Vec::new();
     for n in 0..NAMESPACES {
         for w in 0..WATCHERS_PER_NAMESPACE {
-            let path = format!("/api/v1/namespaces/w{n}/configmaps?watch=true&resourceVersion={start_rv}");
+            let path =
+                format!("/api/v1/namespaces/w{n}/configmaps?watch=true&resourceVersion={start_rv}");
             watchers.push((n, w, client.watch(&path).await));
         }
     }
@@ -77,14 +94,38 @@ async fn concurrent_watchers(server: &TestApiServer) {
                 let base = format!("/api/v1/namespaces/w{n}/configmaps");
                 let r = client.request("POST", &base, Some(&cm(&name, 0))).await;
                 assert_eq!(r.status, 201, "{}", r.body);
-                log.push((n, ("ADDED".to_owned(), name.clone(), r.body["metadata"]["resourceVersion"].as_str().unwrap().to_owned())));
+                log.push((
+                    n,
+                    (
+                        "ADDED".to_owned(),
+                        name.clone(),
+                        r.body["metadata"]["resourceVersion"]
+                            .as_str()
+                            .unwrap()
+                            .to_owned(),
+                    ),
+                ));
                 if i % 2 == 0 {
-                    let r = client.request("PUT", &format!("{base}/{name}"), Some(&cm(&name, 1))).await;
+                    let r = client
+                        .request("PUT", &format!("{base}/{name}"), Some(&cm(&name, 1)))
+                        .await;
                     assert_eq!(r.status, 200, "{}", r.body);
-                    log.push((n, ("MODIFIED".to_owned(), name.clone(), r.body["metadata"]["resourceVersion"].as_str().unwrap().to_owned())));
+                    log.push((
+                        n,
+                        (
+                            "MODIFIED".to_owned(),
+                            name.clone(),
+                            r.body["metadata"]["resourceVersion"]
+                                .as_str()
+                                .unwrap()
+                                .to_owned(),
+                        ),
+                    ));
                 }
                 if i % 3 == 0 {
-                    let r = client.request("DELETE", &format!("{base}/{name}"), None).await;
+                    let r = client
+                        .request("DELETE", &format!("{base}/{name}"), None)
+                        .await;
                     assert_eq!(r.status, 200, "{}", r.body);
                     // The DELETED event carries the deletion's revision, which the reply does not;
                     // it is checked by position below.
@@ -103,7 +144,12 @@ async fn concurrent_watchers(server: &TestApiServer) {
     }
     // Every watcher of a namespace sees the same sequence: that namespace's writes in revision
     // order, each once. The writers' own logs give the set; the order is by revision.
-    let current: i64 = client.request("GET", "/api/v1/namespaces", None).await.body["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+    let current: i64 =
+        client.request("GET", "/api/v1/namespaces", None).await.body["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
     let mut tasks = tokio::task::JoinSet::new();
     for (n, w, mut stream) in watchers {
         let ns_expected = expected.get(&n).cloned().unwrap_or_default();
@@ -115,7 +161,13 @@ async fn concurrent_watchers(server: &TestApiServer) {
             while seen.len() < ns_expected.len() {
                 let event = tokio::time::timeout(Duration::from_secs(30), stream.next())
                     .await
-                    .unwrap_or_else(|_| panic!("{what}: timed out with {} of {} events", seen.len(), ns_expected.len()))
+                    .unwrap_or_else(|_| {
+                        panic!(
+                            "{what}: timed out with {} of {} events",
+                            seen.len(),
+                            ns_expected.len()
+                        )
+                    })
                     .unwrap_or_else(|| panic!("{what}: stream ended"));
                 if event["type"] != "BOOKMARK" {
                     seen.push(summary(&event));
@@ -129,17 +181,33 @@ async fn concurrent_watchers(server: &TestApiServer) {
         let (n, w, seen, ns_expected) = result.unwrap();
         // In revision order, strictly increasing: each event once.
         let revisions: Vec<i64> = seen.iter().map(|s| s.2.parse().unwrap()).collect();
-        assert!(revisions.windows(2).all(|p| p[0] < p[1]), "watcher {w} of w{n}: revisions not increasing: {revisions:?}");
-        assert!(revisions.iter().all(|r| *r <= current), "watcher {w} of w{n}: revision beyond the store");
+        assert!(
+            revisions.windows(2).all(|p| p[0] < p[1]),
+            "watcher {w} of w{n}: revisions not increasing: {revisions:?}"
+        );
+        assert!(
+            revisions.iter().all(|r| *r <= current),
+            "watcher {w} of w{n}: revision beyond the store"
+        );
         // The same multiset of (type, name) as the writers produced, and every acknowledged
         // create/update at its acknowledged revision.
-        let mut got: Vec<(String, String)> = seen.iter().map(|s| (s.0.clone(), s.1.clone())).collect();
-        let mut want: Vec<(String, String)> = ns_expected.iter().map(|s| (s.0.clone(), s.1.clone())).collect();
+        let mut got: Vec<(String, String)> =
+            seen.iter().map(|s| (s.0.clone(), s.1.clone())).collect();
+        let mut want: Vec<(String, String)> = ns_expected
+            .iter()
+            .map(|s| (s.0.clone(), s.1.clone()))
+            .collect();
         got.sort();
         want.sort();
-        assert_eq!(got, want, "watcher {w} of w{n}: events differ from the writes");
+        assert_eq!(
+            got, want,
+            "watcher {w} of w{n}: events differ from the writes"
+        );
         for write in ns_expected.iter().filter(|e| !e.2.is_empty()) {
-            assert!(seen.contains(write), "watcher {w} of w{n}: missing {write:?}");
+            assert!(
+                seen.contains(write),
+                "watcher {w} of w{n}: missing {write:?}"
+            );
         }
         // All watchers of one namespace agree exactly.
         match sequences.get(&n) {
@@ -155,31 +223,60 @@ async fn concurrent_watchers(server: &TestApiServer) {
 async fn reconnect_and_bookmarks(server: &TestApiServer) {
     let client = Client::new(server);
     let base = "/api/v1/namespaces/default/configmaps";
-    let start = client.request("GET", base, None).await.body["metadata"]["resourceVersion"].as_str().unwrap().to_owned();
-    let mut stream = client.watch(&format!("{base}?watch=true&resourceVersion={start}&allowWatchBookmarks=true")).await;
+    let start = client.request("GET", base, None).await.body["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut stream = client
+        .watch(&format!(
+            "{base}?watch=true&resourceVersion={start}&allowWatchBookmarks=true"
+        ))
+        .await;
     let mut rvs = Vec::new();
     for i in 0..10 {
-        let r = client.request("POST", base, Some(&cm(&format!("r{i}"), i))).await;
-        rvs.push(r.body["metadata"]["resourceVersion"].as_str().unwrap().parse::<i64>().unwrap());
+        let r = client
+            .request("POST", base, Some(&cm(&format!("r{i}"), i)))
+            .await;
+        rvs.push(
+            r.body["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap()
+                .parse::<i64>()
+                .unwrap(),
+        );
     }
     let first = collect_until(&mut stream, rvs[4], "first half").await;
     let last_seen = first.last().unwrap().2.clone();
     drop(stream);
     // Reconnect from the last resourceVersion seen: the rest arrives, nothing twice.
-    let mut stream = client.watch(&format!("{base}?watch=true&resourceVersion={last_seen}&allowWatchBookmarks=true")).await;
+    let mut stream = client
+        .watch(&format!(
+            "{base}?watch=true&resourceVersion={last_seen}&allowWatchBookmarks=true"
+        ))
+        .await;
     let second = collect_until(&mut stream, rvs[9], "second half").await;
     let names: Vec<String> = first.iter().chain(&second).map(|s| s.1.clone()).collect();
     assert_eq!(names, (0..10).map(|i| format!("r{i}")).collect::<Vec<_>>());
     // Bookmarks (every second in tests) carry a revision and the kind.
     let bookmark = loop {
-        let event = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("a bookmark within 10 s").expect("stream open");
+        let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("a bookmark within 10 s")
+            .expect("stream open");
         if event["type"] == "BOOKMARK" {
             break event;
         }
     };
     assert_eq!(bookmark["object"]["kind"], "ConfigMap");
-    let rv: i64 = bookmark["object"]["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
-    assert!(rv >= rvs[9], "a bookmark's revision covers what was delivered");
+    let rv: i64 = bookmark["object"]["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        rv >= rvs[9],
+        "a bookmark's revision covers what was delivered"
+    );
 }
 
 async fn synthetic_added_and_timeout(server: &TestApiServer) {
@@ -200,13 +297,28 @@ async fn synthetic_added_and_timeout(server: &TestApiServer) {
     .await;
     assert!(end.is_ok(), "timeoutSeconds ends the stream");
     // A selector that stops matching turns an update into a DELETED for that watch.
-    let start = client.request("GET", base, None).await.body["metadata"]["resourceVersion"].as_str().unwrap().to_owned();
-    let mut stream = client.watch(&format!("{base}?watch=true&resourceVersion={start}&labelSelector=suite%3Dwatch")).await;
-    let mut relabelled = client.request("GET", &format!("{base}/initial"), None).await.body;
+    let start = client.request("GET", base, None).await.body["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut stream = client
+        .watch(&format!(
+            "{base}?watch=true&resourceVersion={start}&labelSelector=suite%3Dwatch"
+        ))
+        .await;
+    let mut relabelled = client
+        .request("GET", &format!("{base}/initial"), None)
+        .await
+        .body;
     relabelled["metadata"]["labels"] = json!({"suite": "other"});
-    let r = client.request("PUT", &format!("{base}/initial"), Some(&relabelled)).await;
+    let r = client
+        .request("PUT", &format!("{base}/initial"), Some(&relabelled))
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let event = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap().unwrap();
+    let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(summary(&event).0, "DELETED", "{event}");
 }
 
@@ -216,20 +328,36 @@ fn compacted_revision_is_gone(server: &TestApiServer) {
     let base = "/api/v1/namespaces/default/configmaps";
     let old = runtime.block_on(async {
         let r = client.request("POST", base, Some(&cm("old", 0))).await;
-        let rv = r.body["metadata"]["resourceVersion"].as_str().unwrap().parse::<i64>().unwrap();
-        client.request("PUT", &format!("{base}/old"), Some(&cm("old", 1))).await;
-        client.request("PUT", &format!("{base}/old"), Some(&cm("old", 2))).await;
+        let rv = r.body["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse::<i64>()
+            .unwrap();
+        client
+            .request("PUT", &format!("{base}/old"), Some(&cm("old", 1)))
+            .await;
+        client
+            .request("PUT", &format!("{base}/old"), Some(&cm("old", 2)))
+            .await;
         rv
     });
     server.compact_now();
     runtime.block_on(async {
-        let mut stream = client.watch(&format!("{base}?watch=true&resourceVersion={}", old - 1)).await;
-        let event = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap().expect("an ERROR event");
+        let mut stream = client
+            .watch(&format!("{base}?watch=true&resourceVersion={}", old - 1))
+            .await;
+        let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .unwrap()
+            .expect("an ERROR event");
         assert_eq!(event["type"], "ERROR", "{event}");
         assert_eq!(event["object"]["kind"], "Status");
         assert_eq!(event["object"]["code"], 410);
         assert_eq!(event["object"]["reason"], "Expired");
-        assert!(stream.next().await.is_none(), "the stream ends after the error");
+        assert!(
+            stream.next().await.is_none(),
+            "the stream ends after the error"
+        );
     });
 }
 

@@ -62,7 +62,11 @@ fn main() -> ExitCode {
         }
         Some(_) => {
             eprint!("{HELP}");
-            let given: Vec<_> = command.iter().chain(&rest).map(|a| a.to_string_lossy().into_owned()).collect();
+            let given: Vec<_> = command
+                .iter()
+                .chain(&rest)
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
             eprintln!("\nerror: unknown command or arguments: {}", given.join(" "));
             Ok(ExitCode::from(2))
         }
@@ -88,8 +92,14 @@ struct Tool {
     packages: &'static [&'static str],
 }
 
-const PROTOC: Tool = Tool { name: "protoc", packages: &["protobuf-compiler", "libprotobuf-dev"] };
-const ETCD: Tool = Tool { name: "etcd", packages: &["etcd-server"] };
+const PROTOC: Tool = Tool {
+    name: "protoc",
+    packages: &["protobuf-compiler", "libprotobuf-dev"],
+};
+const ETCD: Tool = Tool {
+    name: "etcd",
+    packages: &["etcd-server"],
+};
 
 /// Makes sure `protoc` and `etcd` work, installing the missing ones with apt-get as root.
 fn ensure_deps() -> Result<(), String> {
@@ -99,9 +109,16 @@ fn ensure_deps() -> Result<(), String> {
 
 /// The tests drive the official Python `kubernetes` client: installed with pip when missing.
 fn ensure_python_client() -> Result<(), String> {
-    let python = find_in_path("python3").ok_or("python3 is not installed; the client tests need it (apt-get install python3 python3-pip)")?;
+    let python = find_in_path("python3").ok_or(
+        "python3 is not installed; the client tests need it (apt-get install python3 python3-pip)",
+    )?;
     let has_client = |python: &Path| {
-        Command::new(python).args(["-c", "import kubernetes"]).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+        Command::new(python)
+            .args(["-c", "import kubernetes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
     };
     if has_client(&python) {
         eprintln!("xtask: the Python kubernetes client is installed");
@@ -109,7 +126,14 @@ fn ensure_python_client() -> Result<(), String> {
     }
     eprintln!("xtask: installing the Python kubernetes client: python3 -m pip install kubernetes");
     let status = Command::new(&python)
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "kubernetes"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "kubernetes",
+        ])
         .status()
         .map_err(|e| format!("cannot run pip: {e}"))?;
     if !status.success() || !has_client(&python) {
@@ -124,12 +148,18 @@ fn ensure_debian_tools() -> Result<(), String> {
         eprintln!("xtask: protoc and etcd are installed");
         return Ok(());
     }
-    let packages: Vec<&str> = missing.iter().flat_map(|(tool, _)| tool.packages.iter().copied()).collect();
+    let packages: Vec<&str> = missing
+        .iter()
+        .flat_map(|(tool, _)| tool.packages.iter().copied())
+        .collect();
     let mut why = String::new();
     for (tool, reason) in &missing {
         let _ = writeln!(why, "  - {}: {reason}", tool.name);
     }
-    let install = format!("apt-get install -y --no-install-recommends {}", packages.join(" "));
+    let install = format!(
+        "apt-get install -y --no-install-recommends {}",
+        packages.join(" ")
+    );
 
     if !is_root() {
         eprintln!("xtask: the tests need tools that are not installed:\n{why}");
@@ -143,7 +173,9 @@ fn ensure_debian_tools() -> Result<(), String> {
              Install protoc (with the protobuf well-known types) and etcd with your package manager."
         ));
     }
-    eprintln!("xtask: installing what the tests need:\n{why}xtask: running apt-get update && {install}");
+    eprintln!(
+        "xtask: installing what the tests need:\n{why}xtask: running apt-get update && {install}"
+    );
     apt_get(&["update"])?;
     let mut install_args = vec!["install", "-y", "--no-install-recommends"];
     install_args.extend(&packages);
@@ -151,7 +183,11 @@ fn ensure_debian_tools() -> Result<(), String> {
 
     let still_missing = missing_tools();
     if let Some((tool, reason)) = still_missing.first() {
-        return Err(format!("{} is still not usable after installing {}: {reason}", tool.name, packages.join(" ")));
+        return Err(format!(
+            "{} is still not usable after installing {}: {reason}",
+            tool.name,
+            packages.join(" ")
+        ));
     }
     eprintln!("xtask: installed {}", packages.join(" "));
     Ok(())
@@ -172,16 +208,24 @@ fn missing_tools() -> Vec<(Tool, String)> {
 /// `protoc` must run and find the well-known types: etcd's protos import
 /// `google/protobuf/descriptor.proto`, which Debian ships in libprotobuf-dev, not with protoc.
 fn check_protoc() -> Result<(), String> {
-    let protoc = tool_path("PROTOC", "protoc").ok_or("not found on PATH (and PROTOC is not set)")?;
+    let protoc =
+        tool_path("PROTOC", "protoc").ok_or("not found on PATH (and PROTOC is not set)")?;
     let dir = env::temp_dir().join(format!("xtask-protoc-check-{}", std::process::id()));
     let result = (|| {
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let proto = dir.join("check.proto");
-        std::fs::write(&proto, "syntax = \"proto3\";\nimport \"google/protobuf/descriptor.proto\";\n")
-            .map_err(|e| format!("cannot write {}: {e}", proto.display()))?;
+        std::fs::write(
+            &proto,
+            "syntax = \"proto3\";\nimport \"google/protobuf/descriptor.proto\";\n",
+        )
+        .map_err(|e| format!("cannot write {}: {e}", proto.display()))?;
         let output = Command::new(&protoc)
             .arg(format!("--proto_path={}", dir.display()))
-            .arg(format!("--descriptor_set_out={}", dir.join("check.pb").display()))
+            .arg(format!(
+                "--descriptor_set_out={}",
+                dir.join("check.pb").display()
+            ))
             .arg("check.proto")
             .stdin(Stdio::null())
             .output()
@@ -203,10 +247,19 @@ fn check_protoc() -> Result<(), String> {
 }
 
 fn check_etcd() -> Result<(), String> {
-    let etcd = tool_path("ETCD_BIN", "etcd").ok_or("not found on PATH (and ETCD_BIN is not set)")?;
-    match Command::new(&etcd).arg("--version").stdin(Stdio::null()).output() {
+    let etcd =
+        tool_path("ETCD_BIN", "etcd").ok_or("not found on PATH (and ETCD_BIN is not set)")?;
+    match Command::new(&etcd)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+    {
         Ok(output) if output.status.success() => Ok(()),
-        Ok(output) => Err(format!("`{} --version` failed: {}", etcd.display(), output.status)),
+        Ok(output) => Err(format!(
+            "`{} --version` failed: {}",
+            etcd.display(),
+            output.status
+        )),
         Err(e) => Err(format!("cannot run {}: {e}", etcd.display())),
     }
 }
@@ -221,12 +274,15 @@ fn tool_path(var: &str, name: &str) -> Option<PathBuf> {
 
 fn find_in_path(name: &str) -> Option<PathBuf> {
     let path = env::var_os("PATH")?;
-    env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| is_executable(candidate))
+    env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
 }
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
-    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// Whether this process runs as root, by `id -u` (no libc dependency).
@@ -245,7 +301,11 @@ fn apt_get(args: &[&str]) -> Result<(), String> {
         .stdin(Stdio::null())
         .status()
         .map_err(|e| format!("cannot run apt-get: {e}"))?;
-    if status.success() { Ok(()) } else { Err(format!("`apt-get {}` failed: {status}", args.join(" "))) }
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`apt-get {}` failed: {status}", args.join(" ")))
+    }
 }
 
 /// The cargo that runs us (cargo sets `CARGO` for `cargo run`), else the one on `PATH`.
@@ -255,13 +315,25 @@ fn cargo() -> Command {
 
 fn cargo_test(extra: &[OsString]) -> Result<ExitCode, String> {
     let mut command = cargo();
-    command.args(["test", "--workspace", "--locked"]).args(extra);
+    command
+        .args(["test", "--workspace", "--locked"])
+        .args(extra);
     run(command)
 }
 
 fn cargo_bench(extra: &[OsString]) -> Result<ExitCode, String> {
     let mut command = cargo();
-    command.args(["run", "--release", "-p", "bench", "--bin", "storage-bench", "--"]).args(extra);
+    command
+        .args([
+            "run",
+            "--release",
+            "-p",
+            "bench",
+            "--bin",
+            "storage-bench",
+            "--",
+        ])
+        .args(extra);
     run(command)
 }
 
@@ -270,10 +342,16 @@ fn run(mut command: Command) -> Result<ExitCode, String> {
     let shown = format!(
         "{} {}",
         command.get_program().to_string_lossy(),
-        command.get_args().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+        command
+            .get_args()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     eprintln!("xtask: running {shown}");
-    let status = command.status().map_err(|e| format!("cannot run {shown}: {e}"))?;
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run {shown}: {e}"))?;
     Ok(exit_code(status))
 }
 

@@ -38,7 +38,11 @@ impl TokenAuth {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let error = |message: &str| TokenFileError { path: path.to_owned(), line: index + 1, message: message.to_owned() };
+            let error = |message: &str| TokenFileError {
+                path: path.to_owned(),
+                line: index + 1,
+                message: message.to_owned(),
+            };
             let fields = split_csv(line).ok_or_else(|| error("unterminated quote"))?;
             if fields.len() < 3 {
                 return Err(error("expected at least 3 fields: token,user,uid"));
@@ -48,9 +52,19 @@ impl TokenAuth {
             }
             let groups = fields
                 .get(3)
-                .map(|g| g.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_owned).collect())
+                .map(|g| {
+                    g.split(',')
+                        .map(str::trim)
+                        .filter(|g| !g.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
                 .unwrap_or_default();
-            let user = UserInfo { name: fields[1].clone(), uid: fields[2].clone(), groups };
+            let user = UserInfo {
+                name: fields[1].clone(),
+                uid: fields[2].clone(),
+                groups,
+            };
             if tokens.insert(fields[0].clone(), user).is_some() {
                 return Err(error("duplicate token"));
             }
@@ -70,8 +84,14 @@ impl TokenAuth {
 
     /// One token for one user (tests, `ferry up`).
     pub fn single(token: &str, user: &str, groups: &[&str]) -> TokenAuth {
-        let user = UserInfo { name: user.to_owned(), uid: user.to_owned(), groups: groups.iter().map(|g| (*g).to_owned()).collect() };
-        TokenAuth { tokens: HashMap::from([(token.to_owned(), user)]) }
+        let user = UserInfo {
+            name: user.to_owned(),
+            uid: user.to_owned(),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        };
+        TokenAuth {
+            tokens: HashMap::from([(token.to_owned(), user)]),
+        }
     }
 
     /// The user behind an `Authorization` header value, if it is a known bearer token.
@@ -110,7 +130,11 @@ mod tests {
 
     #[test]
     fn token_file_lines_parse_like_kube_apiserver() {
-        let auth = TokenAuth::parse("t.csv", "# admins\nsecret,admin,1,\"system:masters,devs\"\nother,bob,2\n").unwrap();
+        let auth = TokenAuth::parse(
+            "t.csv",
+            "# admins\nsecret,admin,1,\"system:masters,devs\"\nother,bob,2\n",
+        )
+        .unwrap();
         let admin = auth.authenticate(Some("Bearer secret")).unwrap();
         assert_eq!(admin.name, "admin");
         assert_eq!(admin.groups, vec!["system:masters", "devs"]);
@@ -122,7 +146,12 @@ mod tests {
 
     #[test]
     fn malformed_token_files_are_rejected() {
-        for (text, why) in [("a,b", "at least 3"), ("a,b,1,\"x", "quote"), (",b,1", "empty"), ("a,b,1\na,c,2", "duplicate")] {
+        for (text, why) in [
+            ("a,b", "at least 3"),
+            ("a,b,1,\"x", "quote"),
+            (",b,1", "empty"),
+            ("a,b,1\na,c,2", "duplicate"),
+        ] {
             let err = TokenAuth::parse("t.csv", text).unwrap_err();
             assert!(err.to_string().contains(why), "{text}: {err}");
         }

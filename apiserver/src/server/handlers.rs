@@ -20,15 +20,19 @@ use super::request::{ResourceRequest, Verb};
 use super::{Body, Query, Server, bytes_response, ipalloc, json_response};
 use crate::errors::{ApiError, OPTIMISTIC_LOCK_MESSAGE};
 use crate::objects;
-use crate::storage::{KeyValue, ListOptions, Preconditions, Revision, Storage, StorageError, encode_continue};
+use crate::storage::{
+    KeyValue, ListOptions, Preconditions, Revision, Storage, StorageError, encode_continue,
+};
 use crate::tables;
 
 /// The namespaces that exist from the start, as in Kubernetes.
-pub const SYSTEM_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// Creates the system namespaces that do not exist yet.
 pub async fn bootstrap(server: &Server) -> Result<(), ApiError> {
-    let info = registry::by_group_version_resource("", "v1", "namespaces").ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
+    let info = registry::by_group_version_resource("", "v1", "namespaces")
+        .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
     for name in SYSTEM_NAMESPACES {
         let key = object_key(server, info, None, name);
         let mut obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
@@ -56,12 +60,29 @@ pub async fn object_counts(server: &Server) -> Vec<(String, i64)> {
 }
 
 /// Serves a non-watch resource request.
-pub async fn dispatch(server: &Arc<Server>, request: ResourceRequest, req: Request<Incoming>, query: Query) -> Result<Response<Body>, ApiError> {
+pub async fn dispatch(
+    server: &Arc<Server>,
+    request: ResourceRequest,
+    req: Request<Incoming>,
+    query: Query,
+) -> Result<Response<Body>, ApiError> {
     let (parts, body) = req.into_parts();
-    let accept = parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let ctx = Ctx { server, info: request.info, namespace: request.namespace.clone(), query, accept };
+    let accept = parts
+        .headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let ctx = Ctx {
+        server,
+        info: request.info,
+        namespace: request.namespace.clone(),
+        query,
+        accept,
+    };
     let body = match request.verb {
-        Verb::Create | Verb::Update | Verb::Patch | Verb::Delete | Verb::DeleteCollection => read_body(body).await?,
+        Verb::Create | Verb::Update | Verb::Patch | Verb::Delete | Verb::DeleteCollection => {
+            read_body(body).await?
+        }
         _ => Bytes::new(),
     };
     let name = request.name.as_deref();
@@ -71,13 +92,24 @@ pub async fn dispatch(server: &Arc<Server>, request: ResourceRequest, req: Reque
         (Verb::List, None, None) => ctx.list().await,
         (Verb::Create, None, None) => ctx.create(&parts.headers, &body).await,
         (Verb::Create, Some("binding"), Some(name)) => ctx.bind(name, &parts.headers, &body).await,
-        (Verb::Create, Some("eviction"), Some(name)) => ctx.evict(name, &parts.headers, &body).await,
-        (Verb::Update, sub @ (None | Some("status")), Some(name)) => ctx.update(name, sub, &parts.headers, &body).await,
-        (Verb::Update, Some("scale"), Some(name)) => ctx.update_scale(name, &parts.headers, &body).await,
-        (Verb::Patch, sub @ (None | Some("status") | Some("scale")), Some(name)) => ctx.patch(name, sub, &parts.headers, &body).await,
+        (Verb::Create, Some("eviction"), Some(name)) => {
+            ctx.evict(name, &parts.headers, &body).await
+        }
+        (Verb::Update, sub @ (None | Some("status")), Some(name)) => {
+            ctx.update(name, sub, &parts.headers, &body).await
+        }
+        (Verb::Update, Some("scale"), Some(name)) => {
+            ctx.update_scale(name, &parts.headers, &body).await
+        }
+        (Verb::Patch, sub @ (None | Some("status") | Some("scale")), Some(name)) => {
+            ctx.patch(name, sub, &parts.headers, &body).await
+        }
         (Verb::Delete, None, Some(name)) => ctx.delete(name, &body).await,
         (Verb::DeleteCollection, None, None) => ctx.delete_collection(&body).await,
-        _ => Err(ApiError::method_not_allowed(request.verb.as_str(), &request.info.qualified_resource())),
+        _ => Err(ApiError::method_not_allowed(
+            request.verb.as_str(),
+            &request.info.qualified_resource(),
+        )),
     }
 }
 
@@ -89,7 +121,8 @@ async fn read_body(mut body: Incoming) -> Result<Bytes, ApiError> {
     let mut data = bytes::BytesMut::new();
     let mut total = 0usize;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ApiError::bad_request(&format!("cannot read the request body: {e}")))?;
+        let frame = frame
+            .map_err(|e| ApiError::bad_request(&format!("cannot read the request body: {e}")))?;
         if let Some(chunk) = frame.data_ref() {
             total += chunk.len();
             if total <= super::MAX_BODY_BYTES {
@@ -100,30 +133,55 @@ async fn read_body(mut body: Incoming) -> Result<Bytes, ApiError> {
         }
     }
     if total > super::MAX_BODY_BYTES {
-        return Err(ApiError::request_entity_too_large(&format!("the request body is larger than {} bytes", super::MAX_BODY_BYTES)));
+        return Err(ApiError::request_entity_too_large(&format!(
+            "the request body is larger than {} bytes",
+            super::MAX_BODY_BYTES
+        )));
     }
     Ok(data.freeze())
 }
 
 /// The storage key of an object.
-pub fn object_key(server: &Server, info: &ResourceInfo, namespace: Option<&str>, name: &str) -> String {
-    api_types::keys::object_key(&server.prefix, info.storage_path, if info.namespaced { namespace } else { None }, name)
+pub fn object_key(
+    server: &Server,
+    info: &ResourceInfo,
+    namespace: Option<&str>,
+    name: &str,
+) -> String {
+    api_types::keys::object_key(
+        &server.prefix,
+        info.storage_path,
+        if info.namespaced { namespace } else { None },
+        name,
+    )
 }
 
 /// The storage prefix of a collection (one namespace, or all).
 pub fn collection_prefix(server: &Server, info: &ResourceInfo, namespace: Option<&str>) -> String {
-    api_types::keys::collection_prefix(&server.prefix, info.storage_path, if info.namespaced { namespace } else { None })
+    api_types::keys::collection_prefix(
+        &server.prefix,
+        info.storage_path,
+        if info.namespaced { namespace } else { None },
+    )
 }
 
 /// A stored value as the API shows it: with `metadata.resourceVersion`, and with `kind` and
 /// `apiVersion` (core and events.k8s.io events share storage, so these follow the request).
-pub fn decode_stored(info: &ResourceInfo, value: &[u8], revision: Revision) -> Result<Value, ApiError> {
-    let mut obj: Value = serde_json::from_slice(value).map_err(|e| ApiError::internal(&format!("a stored object is not JSON: {e}")))?;
+pub fn decode_stored(
+    info: &ResourceInfo,
+    value: &[u8],
+    revision: Revision,
+) -> Result<Value, ApiError> {
+    let mut obj: Value = serde_json::from_slice(value)
+        .map_err(|e| ApiError::internal(&format!("a stored object is not JSON: {e}")))?;
     if let Some(map) = obj.as_object_mut() {
         map.insert("kind".into(), Value::String(info.kind.to_owned()));
         map.insert("apiVersion".into(), Value::String(info.api_version()));
         if let Some(meta) = map.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.insert("resourceVersion".into(), Value::String(revision.to_string()));
+            meta.insert(
+                "resourceVersion".into(),
+                Value::String(revision.to_string()),
+            );
         }
     }
     Ok(obj)
@@ -140,13 +198,26 @@ pub fn encode(obj: &Value) -> Bytes {
 
 /// Decodes a request body: JSON (also when no Content-Type is given) or YAML.
 pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
-    let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
-    let media = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     match media.as_str() {
-        "" | "application/json" | "*/*" => serde_json::from_slice(body).map_err(|e| ApiError::bad_request(&format!("error decoding the request body as JSON: {e}"))),
+        "" | "application/json" | "*/*" => serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(&format!("error decoding the request body as JSON: {e}"))
+        }),
         "application/yaml" | "application/x-yaml" | "text/yaml" => {
-            let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the request body is not UTF-8"))?;
-            api_types::yaml::from_yaml_document(text).map_err(|e| ApiError::bad_request(&format!("error decoding the request body as YAML: {e}")))
+            let text = std::str::from_utf8(body)
+                .map_err(|_| ApiError::bad_request("the request body is not UTF-8"))?;
+            api_types::yaml::from_yaml_document(text).map_err(|e| {
+                ApiError::bad_request(&format!("error decoding the request body as YAML: {e}"))
+            })
         }
         _ => Err(ApiError::unsupported_media_type(content_type)),
     }
@@ -154,7 +225,9 @@ pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> 
 
 /// The current time as Kubernetes writes it (RFC 3339, seconds).
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// A random version-4 UUID.
@@ -163,13 +236,22 @@ pub fn new_uid() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// Five random lowercase alphanumerics for `generateName`, from Kubernetes' alphabet (no vowels).
 fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..5).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect()
+    (0..5)
+        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// The label and field selectors of a list or watch.
@@ -182,7 +264,8 @@ pub struct Filter {
 impl Filter {
     pub fn from_query(info: &ResourceInfo, query: &Query) -> Result<Filter, ApiError> {
         let labels = match query.get("labelSelector") {
-            Some(s) if !s.trim().is_empty() => Selector::parse(s).map_err(|e| ApiError::bad_request(&format!("unable to parse requirement: {e}")))?,
+            Some(s) if !s.trim().is_empty() => Selector::parse(s)
+                .map_err(|e| ApiError::bad_request(&format!("unable to parse requirement: {e}")))?,
             _ => Selector::everything(),
         };
         let qualified = info.qualified_resource();
@@ -192,7 +275,11 @@ impl Filter {
                 .map_err(|e| ApiError::bad_request(&e.to_string()))?,
             _ => FieldSelector::everything(),
         };
-        Ok(Filter { labels, fields, qualified })
+        Ok(Filter {
+            labels,
+            fields,
+            qualified,
+        })
     }
 
     pub fn is_everything(&self) -> bool {
@@ -204,13 +291,20 @@ impl Filter {
             let labels: BTreeMap<String, String> = obj
                 .pointer("/metadata/labels")
                 .and_then(Value::as_object)
-                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                        .collect()
+                })
                 .unwrap_or_default();
             if !self.labels.matches(&labels) {
                 return false;
             }
         }
-        self.fields.is_everything() || self.fields.matches(&fields::object_fields(&self.qualified, obj))
+        self.fields.is_everything()
+            || self
+                .fields
+                .matches(&fields::object_fields(&self.qualified, obj))
     }
 }
 
@@ -230,7 +324,11 @@ pub fn parse_rv(rv: &str) -> Result<Revision, ApiError> {
     rv.parse::<Revision>()
         .ok()
         .filter(|r| *r >= 0)
-        .ok_or_else(|| ApiError::bad_request(&format!("invalid resource version: strconv.ParseUint: parsing {rv:?}: invalid syntax")))
+        .ok_or_else(|| {
+            ApiError::bad_request(&format!(
+                "invalid resource version: strconv.ParseUint: parsing {rv:?}: invalid syntax"
+            ))
+        })
 }
 
 pub fn rv_request(query: &Query) -> Result<RvRequest, ApiError> {
@@ -239,14 +337,25 @@ pub fn rv_request(query: &Query) -> Result<RvRequest, ApiError> {
         None | Some("") => false,
         Some("Exact") => true,
         Some("NotOlderThan") => false,
-        Some(other) => return Err(ApiError::bad_request(&format!("resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""))),
+        Some(other) => {
+            return Err(ApiError::bad_request(&format!(
+                "resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""
+            )));
+        }
     };
     match rv {
-        "" if query.get("resourceVersionMatch").is_some_and(|m| !m.is_empty()) => {
-            Err(ApiError::bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided"))
+        "" if query
+            .get("resourceVersionMatch")
+            .is_some_and(|m| !m.is_empty()) =>
+        {
+            Err(ApiError::bad_request(
+                "resourceVersionMatch is forbidden unless resourceVersion is provided",
+            ))
         }
         "" => Ok(RvRequest::Latest),
-        "0" if exact => Err(ApiError::bad_request("resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"")),
+        "0" if exact => Err(ApiError::bad_request(
+            "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+        )),
         "0" => Ok(RvRequest::Any),
         rv if exact => Ok(RvRequest::Exact(parse_rv(rv)?)),
         rv => Ok(RvRequest::NotOlderThan(parse_rv(rv)?)),
@@ -284,15 +393,36 @@ impl Ctx<'_> {
     /// One object, as JSON or as a one-row Table.
     fn respond(&self, status: StatusCode, obj: &Value) -> Response<Body> {
         if let Some(version) = tables::wants_table(self.accept.as_deref()) {
-            let rv = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default();
-            let table = tables::table(self.info.resource, self.info.group, std::slice::from_ref(obj), rv, None, None, true, jiff::Timestamp::now(), version);
-            return bytes_response(status, tables::content_type(version), serde_json::to_vec(&table).unwrap_or_default());
+            let rv = obj
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let table = tables::table(
+                self.info.resource,
+                self.info.group,
+                std::slice::from_ref(obj),
+                rv,
+                None,
+                None,
+                true,
+                jiff::Timestamp::now(),
+                version,
+            );
+            return bytes_response(
+                status,
+                tables::content_type(version),
+                serde_json::to_vec(&table).unwrap_or_default(),
+            );
         }
         json_response(status, obj)
     }
 
     async fn read(&self, name: &str) -> Result<(KeyValue, Value), ApiError> {
-        let kv = self.store().get(&self.key(name), None).await.map_err(self.storage_error(name))?;
+        let kv = self
+            .store()
+            .get(&self.key(name), None)
+            .await
+            .map_err(self.storage_error(name))?;
         let obj = decode_stored(self.info, &kv.value, kv.mod_revision)?;
         Ok((kv, obj))
     }
@@ -305,9 +435,20 @@ impl Ctx<'_> {
         let kv = match revision {
             // "Not older than": the latest is never older.
             Some(rv) => {
-                let current = self.store().current_revision().await.map_err(self.storage_error(name))?;
+                let current = self
+                    .store()
+                    .current_revision()
+                    .await
+                    .map_err(self.storage_error(name))?;
                 if rv > current {
-                    return Err(ApiError::from_storage(StorageError::FutureRevision { requested: rv, current }, &self.qr(), name));
+                    return Err(ApiError::from_storage(
+                        StorageError::FutureRevision {
+                            requested: rv,
+                            current,
+                        },
+                        &self.qr(),
+                        name,
+                    ));
                 }
                 self.store().get(&self.key(name), None).await
             }
@@ -320,47 +461,101 @@ impl Ctx<'_> {
 
     async fn get_scale(&self, name: &str) -> Result<Response<Body>, ApiError> {
         let (_, obj) = self.read(name).await?;
-        Ok(json_response(StatusCode::OK, &objects::to_scale(self.info, &obj)))
+        Ok(json_response(
+            StatusCode::OK,
+            &objects::to_scale(self.info, &obj),
+        ))
     }
 
     async fn list(&self) -> Result<Response<Body>, ApiError> {
         let filter = Filter::from_query(self.info, &self.query)?;
         let limit = match self.query.get("limit") {
             None | Some("") => None,
-            Some(l) => Some(l.parse::<i64>().map_err(|_| ApiError::bad_request(&format!("invalid limit {l:?}")))?).filter(|l| *l > 0).map(|l| l as usize),
+            Some(l) => Some(
+                l.parse::<i64>()
+                    .map_err(|_| ApiError::bad_request(&format!("invalid limit {l:?}")))?,
+            )
+            .filter(|l| *l > 0)
+            .map(|l| l as usize),
         };
-        let continue_token = self.query.get("continue").filter(|c| !c.is_empty()).map(str::to_owned);
+        let continue_token = self
+            .query
+            .get("continue")
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned);
         let rv = rv_request(&self.query)?;
         if continue_token.is_some() && !matches!(rv, RvRequest::Latest) {
-            return Err(ApiError::bad_request("specifying resource version is not allowed when using continue"));
+            return Err(ApiError::bad_request(
+                "specifying resource version is not allowed when using continue",
+            ));
         }
         let revision = match rv {
             RvRequest::Exact(r) => Some(r),
             RvRequest::NotOlderThan(r) => {
-                let current = self.store().current_revision().await.map_err(self.storage_error(""))?;
+                let current = self
+                    .store()
+                    .current_revision()
+                    .await
+                    .map_err(self.storage_error(""))?;
                 if r > current {
-                    return Err(ApiError::from_storage(StorageError::FutureRevision { requested: r, current }, &self.qr(), ""));
+                    return Err(ApiError::from_storage(
+                        StorageError::FutureRevision {
+                            requested: r,
+                            current,
+                        },
+                        &self.qr(),
+                        "",
+                    ));
                 }
                 None
             }
             RvRequest::Latest | RvRequest::Any => None,
         };
-        let page = list_filtered(self.server, self.info, self.namespace.as_deref(), &filter, revision, limit, continue_token).await?;
+        let page = list_filtered(
+            self.server,
+            self.info,
+            self.namespace.as_deref(),
+            &filter,
+            revision,
+            limit,
+            continue_token,
+        )
+        .await?;
         if let Some(version) = tables::wants_table(self.accept.as_deref()) {
-            let table = tables::table(self.info.resource, self.info.group, &page.items, &page.revision.to_string(), page.continue_token.as_deref(), page.remaining, true, jiff::Timestamp::now(), version);
-            return Ok(bytes_response(StatusCode::OK, tables::content_type(version), serde_json::to_vec(&table).unwrap_or_default()));
+            let table = tables::table(
+                self.info.resource,
+                self.info.group,
+                &page.items,
+                &page.revision.to_string(),
+                page.continue_token.as_deref(),
+                page.remaining,
+                true,
+                jiff::Timestamp::now(),
+                version,
+            );
+            return Ok(bytes_response(
+                StatusCode::OK,
+                tables::content_type(version),
+                serde_json::to_vec(&table).unwrap_or_default(),
+            ));
         }
         Ok(json_response(StatusCode::OK, &list_object(self.info, page)))
     }
 
     async fn check_namespace(&self) -> Result<(), ApiError> {
-        let Some(ns) = self.namespace.as_deref().filter(|_| self.info.namespaced) else { return Ok(()) };
-        let info = registry::by_group_version_resource("", "v1", "namespaces").ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
+        let Some(ns) = self.namespace.as_deref().filter(|_| self.info.namespaced) else {
+            return Ok(());
+        };
+        let info = registry::by_group_version_resource("", "v1", "namespaces")
+            .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
         let key = object_key(self.server, info, None, ns);
         match self.store().get(&key, None).await {
             Ok(kv) => {
                 let obj: Value = serde_json::from_slice(&kv.value).unwrap_or_default();
-                if obj.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null()) {
+                if obj
+                    .pointer("/metadata/deletionTimestamp")
+                    .is_some_and(|t| !t.is_null())
+                {
                     return Err(ApiError::namespace_terminating(ns));
                 }
                 Ok(())
@@ -377,33 +572,60 @@ impl Ctx<'_> {
     async fn create(&self, headers: &HeaderMap, body: &[u8]) -> Result<Response<Body>, ApiError> {
         let obj = decode_body(headers, body)?;
         objects::decode_typed(self.info, &obj)?;
-        let generate = obj.pointer("/metadata/generateName").and_then(Value::as_str).filter(|g| !g.is_empty()).map(str::to_owned);
-        let has_name = obj.pointer("/metadata/name").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+        let generate = obj
+            .pointer("/metadata/generateName")
+            .and_then(Value::as_str)
+            .filter(|g| !g.is_empty())
+            .map(str::to_owned);
+        let has_name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
         self.check_namespace().await?;
         // A generated name may collide; Kubernetes retries the create with a new one.
         for _ in 0..8 {
             let mut attempt = obj.clone();
             if let (false, Some(prefix)) = (has_name, &generate)
-                && let Some(meta) = attempt.get_mut("metadata").and_then(Value::as_object_mut) {
-                    meta.insert("name".into(), Value::String(objects::generate_name(prefix, &random_suffix())));
-                }
-            objects::prepare_create(self.info, self.namespace.as_deref(), &mut attempt, &now_rfc3339(), &new_uid())?;
-            let name = attempt.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
+                && let Some(meta) = attempt.get_mut("metadata").and_then(Value::as_object_mut)
+            {
+                meta.insert(
+                    "name".into(),
+                    Value::String(objects::generate_name(prefix, &random_suffix())),
+                );
+            }
+            objects::prepare_create(
+                self.info,
+                self.namespace.as_deref(),
+                &mut attempt,
+                &now_rfc3339(),
+                &new_uid(),
+            )?;
+            let name = attempt
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
             if self.dry_run() {
                 return Ok(self.respond(StatusCode::CREATED, &attempt));
             }
             let allocated = self.allocate_cluster_ip(&mut attempt, &name).await?;
-            let result = self.store().create(&self.key(&name), encode(&attempt)).await;
+            let result = self
+                .store()
+                .create(&self.key(&name), encode(&attempt))
+                .await;
             if result.is_err()
-                && let Some(ip) = &allocated {
-                    ipalloc::release(self.store(), &self.server.prefix, ip).await;
-                }
+                && let Some(ip) = &allocated
+            {
+                ipalloc::release(self.store(), &self.server.prefix, ip).await;
+            }
             match result {
                 Ok(kv) => {
                     let created = decode_stored(self.info, &kv.value, kv.mod_revision)?;
                     return Ok(self.respond(StatusCode::CREATED, &created));
                 }
-                Err(StorageError::AlreadyExists { .. }) if !has_name && generate.is_some() => continue,
+                Err(StorageError::AlreadyExists { .. }) if !has_name && generate.is_some() => {
+                    continue;
+                }
                 Err(e) => return Err(ApiError::from_storage(e, &self.qr(), &name)),
             }
         }
@@ -415,13 +637,28 @@ impl Ctx<'_> {
     }
 
     /// Gives a new Service its cluster IP; returns the address reserved, if any.
-    async fn allocate_cluster_ip(&self, obj: &mut Value, name: &str) -> Result<Option<String>, ApiError> {
+    async fn allocate_cluster_ip(
+        &self,
+        obj: &mut Value,
+        name: &str,
+    ) -> Result<Option<String>, ApiError> {
         if !self.is_service() || !obj.get("spec").is_some_and(ipalloc::wants_ip) {
             return Ok(None);
         }
-        let requested = obj.pointer("/spec/clusterIP").and_then(Value::as_str).map(str::to_owned);
+        let requested = obj
+            .pointer("/spec/clusterIP")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let owner = format!("{}/{name}", self.namespace.as_deref().unwrap_or_default());
-        let ip = ipalloc::allocate(self.store(), &self.server.prefix, &self.server.service_range, requested.as_deref(), &owner).await?.to_string();
+        let ip = ipalloc::allocate(
+            self.store(),
+            &self.server.prefix,
+            &self.server.service_range,
+            requested.as_deref(),
+            &owner,
+        )
+        .await?
+        .to_string();
         obj["spec"]["clusterIP"] = json!(ip);
         obj["spec"]["clusterIPs"] = json!([ip]);
         Ok(Some(ip))
@@ -438,19 +675,36 @@ impl Ctx<'_> {
         let info = self.info;
         let mut update = |current: Option<&KeyValue>| -> Result<Bytes, StorageError> {
             let current = current.ok_or_else(|| StorageError::NotFound { key: String::new() })?;
-            let old = decode_stored(info, &current.value, current.mod_revision).map_err(|e| StorageError::Rejected(Box::new(e)))?;
+            let old = decode_stored(info, &current.value, current.mod_revision)
+                .map_err(|e| StorageError::Rejected(Box::new(e)))?;
             let new = change(&old).map_err(|e| StorageError::Rejected(Box::new(e)))?;
             Ok(encode(&new))
         };
-        let kv = self.store().guaranteed_update(&self.key(name), &preconditions, false, &mut update).await.map_err(self.storage_error(name))?;
+        let kv = self
+            .store()
+            .guaranteed_update(&self.key(name), &preconditions, false, &mut update)
+            .await
+            .map_err(self.storage_error(name))?;
         let obj = decode_stored(self.info, &kv.value, kv.mod_revision)?;
-        let deleting = obj.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null());
-        let finalizers = obj.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+        let deleting = obj
+            .pointer("/metadata/deletionTimestamp")
+            .is_some_and(|t| !t.is_null());
+        let finalizers = obj
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
         if deleting && !finalizers {
-            let pre = Preconditions { uid: None, resource_version: Some(kv.mod_revision) };
+            let pre = Preconditions {
+                uid: None,
+                resource_version: Some(kv.mod_revision),
+            };
             match self.store().delete(&self.key(name), &pre).await {
                 Ok(_) => {
-                    if let Some(ip) = obj.pointer("/spec/clusterIP").and_then(Value::as_str).filter(|_| self.is_service()) {
+                    if let Some(ip) = obj
+                        .pointer("/spec/clusterIP")
+                        .and_then(Value::as_str)
+                        .filter(|_| self.is_service())
+                    {
                         ipalloc::release(self.store(), &self.server.prefix, ip).await;
                     }
                 }
@@ -461,7 +715,13 @@ impl Ctx<'_> {
         Ok(obj)
     }
 
-    async fn update(&self, name: &str, sub: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    async fn update(
+        &self,
+        name: &str,
+        sub: Option<&str>,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
         let new = decode_body(headers, body)?;
         objects::decode_typed(self.info, &new)?;
         check_body_name(&new, name)?;
@@ -477,7 +737,12 @@ impl Ctx<'_> {
         Ok(self.respond(StatusCode::OK, &obj))
     }
 
-    async fn update_scale(&self, name: &str, headers: &HeaderMap, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    async fn update_scale(
+        &self,
+        name: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
         let scale = decode_body(headers, body)?;
         check_body_name(&scale, name)?;
         let preconditions = body_preconditions(&scale)?;
@@ -490,19 +755,40 @@ impl Ctx<'_> {
                 Ok(next)
             })
             .await?;
-        Ok(json_response(StatusCode::OK, &objects::to_scale(self.info, &obj)))
+        Ok(json_response(
+            StatusCode::OK,
+            &objects::to_scale(self.info, &obj),
+        ))
     }
 
-    async fn patch(&self, name: &str, sub: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Result<Response<Body>, ApiError> {
-        let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        let media = content_type.split(';').next().unwrap_or_default().trim().to_owned();
+    async fn patch(
+        &self,
+        name: &str,
+        sub: Option<&str>,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
+        let content_type = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let media = content_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
         let kind = match media.as_str() {
             "application/json-patch+json" => PatchKind::Json(
-                serde_json::from_slice::<json_patch::Patch>(body).map_err(|e| ApiError::bad_request(&format!("error decoding a JSON patch: {e}")))?,
+                serde_json::from_slice::<json_patch::Patch>(body).map_err(|e| {
+                    ApiError::bad_request(&format!("error decoding a JSON patch: {e}"))
+                })?,
             ),
-            "application/merge-patch+json" => PatchKind::Merge(
-                serde_json::from_slice::<Value>(body).map_err(|e| ApiError::bad_request(&format!("error decoding a merge patch: {e}")))?,
-            ),
+            "application/merge-patch+json" => {
+                PatchKind::Merge(serde_json::from_slice::<Value>(body).map_err(|e| {
+                    ApiError::bad_request(&format!("error decoding a merge patch: {e}"))
+                })?)
+            }
             // Strategic merge and apply patches are issue 4's work.
             _ => return Err(ApiError::unsupported_patch_type(content_type)),
         };
@@ -511,15 +797,26 @@ impl Ctx<'_> {
         let scale = sub == Some("scale");
         let obj = self
             .modify(name, Preconditions::none(), &mut |old| {
-                let target = if scale { objects::to_scale(info, old) } else { old.clone() };
+                let target = if scale {
+                    objects::to_scale(info, old)
+                } else {
+                    old.clone()
+                };
                 let mut patched = target.clone();
                 match &kind {
-                    PatchKind::Json(patch) => json_patch::patch(&mut patched, patch).map_err(|e| ApiError::patch_failed(&e.to_string()))?,
+                    PatchKind::Json(patch) => json_patch::patch(&mut patched, patch)
+                        .map_err(|e| ApiError::patch_failed(&e.to_string()))?,
                     PatchKind::Merge(patch) => json_patch::merge(&mut patched, patch),
                 }
                 // A patch that sets resourceVersion makes it a precondition, as in Kubernetes.
-                let want = patched.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default();
-                let have = target.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default();
+                let want = patched
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let have = target
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 if !want.is_empty() && want != have {
                     return Err(ApiError::conflict(&qr, name, OPTIMISTIC_LOCK_MESSAGE));
                 }
@@ -536,7 +833,10 @@ impl Ctx<'_> {
             })
             .await?;
         if scale {
-            return Ok(json_response(StatusCode::OK, &objects::to_scale(self.info, &obj)));
+            return Ok(json_response(
+                StatusCode::OK,
+                &objects::to_scale(self.info, &obj),
+            ));
         }
         Ok(self.respond(StatusCode::OK, &obj))
     }
@@ -552,15 +852,26 @@ impl Ctx<'_> {
     /// the namespace controller) are done; everything else goes at once.
     async fn delete_one(&self, name: &str, options: &DeleteOptions) -> Result<Value, ApiError> {
         let (kv, current) = self.read(name).await?;
-        options.preconditions.check(&kv).map_err(self.storage_error(name))?;
+        options
+            .preconditions
+            .check(&kv)
+            .map_err(self.storage_error(name))?;
         let mut finalizers: Vec<String> = current
             .pointer("/metadata/finalizers")
             .and_then(Value::as_array)
-            .map(|f| f.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .map(|f| {
+                f.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         match options.propagation.as_deref() {
-            Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => finalizers.push("foregroundDeletion".into()),
-            Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => finalizers.push("orphan".into()),
+            Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => {
+                finalizers.push("foregroundDeletion".into())
+            }
+            Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => {
+                finalizers.push("orphan".into())
+            }
             _ => {}
         }
         let is_namespace = self.info.resource == "namespaces" && self.info.group.is_empty();
@@ -569,18 +880,28 @@ impl Ctx<'_> {
         } else {
             None
         };
-        let already_deleting = current.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null());
+        let already_deleting = current
+            .pointer("/metadata/deletionTimestamp")
+            .is_some_and(|t| !t.is_null());
         if finalizers.is_empty() && !is_namespace && grace.is_none_or(|g| g <= 0) {
             if self.dry_run() {
                 return Ok(current);
             }
-            let pre = Preconditions { uid: options.preconditions.uid.clone(), resource_version: Some(kv.mod_revision) };
-            let last = self.store().delete(&self.key(name), &pre).await.map_err(self.storage_error(name))?;
+            let pre = Preconditions {
+                uid: options.preconditions.uid.clone(),
+                resource_version: Some(kv.mod_revision),
+            };
+            let last = self
+                .store()
+                .delete(&self.key(name), &pre)
+                .await
+                .map_err(self.storage_error(name))?;
             let last = decode_stored(self.info, &last.value, last.mod_revision)?;
             if self.is_service()
-                && let Some(ip) = last.pointer("/spec/clusterIP").and_then(Value::as_str) {
-                    ipalloc::release(self.store(), &self.server.prefix, ip).await;
-                }
+                && let Some(ip) = last.pointer("/spec/clusterIP").and_then(Value::as_str)
+            {
+                ipalloc::release(self.store(), &self.server.prefix, ip).await;
+            }
             return Ok(last);
         }
         if already_deleting && !is_namespace && grace.is_none() {
@@ -590,14 +911,23 @@ impl Ctx<'_> {
         let pre = options.preconditions.clone();
         self.modify(name, pre, &mut |old| {
             let mut next = old.clone();
-            let meta = next.get_mut("metadata").and_then(Value::as_object_mut).ok_or_else(|| ApiError::internal("object without metadata"))?;
+            let meta = next
+                .get_mut("metadata")
+                .and_then(Value::as_object_mut)
+                .ok_or_else(|| ApiError::internal("object without metadata"))?;
             if meta.get("deletionTimestamp").is_none_or(Value::is_null) {
                 let at = match grace {
-                    Some(g) if g > 0 => (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(g)).strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                    Some(g) if g > 0 => (jiff::Timestamp::now()
+                        + jiff::SignedDuration::from_secs(g))
+                    .strftime("%Y-%m-%dT%H:%M:%SZ")
+                    .to_string(),
                     _ => now.clone(),
                 };
                 meta.insert("deletionTimestamp".into(), Value::String(at));
-                meta.insert("deletionGracePeriodSeconds".into(), json!(grace.unwrap_or(0)));
+                meta.insert(
+                    "deletionGracePeriodSeconds".into(),
+                    json!(grace.unwrap_or(0)),
+                );
             }
             if !finalizers.is_empty() {
                 meta.insert("finalizers".into(), json!(finalizers));
@@ -613,28 +943,75 @@ impl Ctx<'_> {
     async fn delete_collection(&self, body: &[u8]) -> Result<Response<Body>, ApiError> {
         let options = DeleteOptions::parse(body, &self.query)?;
         let filter = Filter::from_query(self.info, &self.query)?;
-        let page = list_filtered(self.server, self.info, self.namespace.as_deref(), &filter, None, None, None).await?;
+        let page = list_filtered(
+            self.server,
+            self.info,
+            self.namespace.as_deref(),
+            &filter,
+            None,
+            None,
+            None,
+        )
+        .await?;
         let mut deleted = Vec::new();
         for item in &page.items {
-            let name = item.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-            let ns = item.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_owned);
-            let ctx = Ctx { server: self.server, info: self.info, namespace: ns.or(self.namespace.clone()), query: self.query.clone(), accept: None };
+            let name = item
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let ns = item
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let ctx = Ctx {
+                server: self.server,
+                info: self.info,
+                namespace: ns.or(self.namespace.clone()),
+                query: self.query.clone(),
+                accept: None,
+            };
             match ctx.delete_one(name, &options).await {
                 Ok(obj) => deleted.push(obj),
                 Err(e) if e.code() == 404 => {}
                 Err(e) => return Err(e),
             }
         }
-        let revision = self.store().current_revision().await.map_err(self.storage_error(""))?;
-        Ok(json_response(StatusCode::OK, &list_object(self.info, ListPage { items: deleted, revision, continue_token: None, remaining: None })))
+        let revision = self
+            .store()
+            .current_revision()
+            .await
+            .map_err(self.storage_error(""))?;
+        Ok(json_response(
+            StatusCode::OK,
+            &list_object(
+                self.info,
+                ListPage {
+                    items: deleted,
+                    revision,
+                    continue_token: None,
+                    remaining: None,
+                },
+            ),
+        ))
     }
 
-    async fn bind(&self, name: &str, headers: &HeaderMap, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    async fn bind(
+        &self,
+        name: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
         let binding = decode_body(headers, body)?;
-        let node = binding.pointer("/target/name").and_then(Value::as_str).filter(|n| !n.is_empty())
+        let node = binding
+            .pointer("/target/name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
             .ok_or_else(|| ApiError::bad_request("Binding target.name is required"))?
             .to_owned();
-        let uid = binding.pointer("/metadata/uid").and_then(Value::as_str).map(str::to_owned);
+        let uid = binding
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let now = now_rfc3339();
         let qr = "pods/binding".to_owned();
         self.modify(name, Preconditions { uid, resource_version: None }, &mut |old| {
@@ -653,14 +1030,30 @@ impl Ctx<'_> {
             Ok(next)
         })
         .await?;
-        Ok(json_response(StatusCode::CREATED, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})))
+        Ok(json_response(
+            StatusCode::CREATED,
+            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+        ))
     }
 
-    async fn evict(&self, name: &str, headers: &HeaderMap, body: &[u8]) -> Result<Response<Body>, ApiError> {
-        let eviction = if body.is_empty() { json!({}) } else { decode_body(headers, body)? };
-        let options = DeleteOptions::from_value(eviction.get("deleteOptions").cloned().unwrap_or(json!({})))?;
+    async fn evict(
+        &self,
+        name: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
+        let eviction = if body.is_empty() {
+            json!({})
+        } else {
+            decode_body(headers, body)?
+        };
+        let options =
+            DeleteOptions::from_value(eviction.get("deleteOptions").cloned().unwrap_or(json!({})))?;
         self.delete_one(name, &options).await?;
-        Ok(json_response(StatusCode::CREATED, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})))
+        Ok(json_response(
+            StatusCode::CREATED,
+            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+        ))
     }
 }
 
@@ -672,21 +1065,31 @@ enum PatchKind {
 /// The name in a PUT body must be the one in the URL.
 fn check_body_name(obj: &Value, name: &str) -> Result<(), ApiError> {
     match obj.pointer("/metadata/name").and_then(Value::as_str) {
-        Some(n) if !n.is_empty() && n != name => {
-            Err(ApiError::bad_request(&format!("the name of the object ({n}) does not match the name on the URL ({name})")))
-        }
+        Some(n) if !n.is_empty() && n != name => Err(ApiError::bad_request(&format!(
+            "the name of the object ({n}) does not match the name on the URL ({name})"
+        ))),
         _ => Ok(()),
     }
 }
 
 /// A body's `metadata.resourceVersion` (and uid) as preconditions of an update.
 fn body_preconditions(obj: &Value) -> Result<Preconditions, ApiError> {
-    let resource_version = match obj.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
+    let resource_version = match obj
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+    {
         Some(rv) if !rv.is_empty() => Some(parse_rv(rv)?),
         _ => None,
     };
-    let uid = obj.pointer("/metadata/uid").and_then(Value::as_str).filter(|u| !u.is_empty()).map(str::to_owned);
-    Ok(Preconditions { uid, resource_version })
+    let uid = obj
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned);
+    Ok(Preconditions {
+        uid,
+        resource_version,
+    })
 }
 
 /// A delete's options, from its body or query.
@@ -701,36 +1104,55 @@ impl DeleteOptions {
         let value = if body.iter().all(u8::is_ascii_whitespace) {
             json!({})
         } else {
-            serde_json::from_slice(body).map_err(|e| ApiError::bad_request(&format!("error decoding DeleteOptions: {e}")))?
+            serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(&format!("error decoding DeleteOptions: {e}")))?
         };
         let mut options = DeleteOptions::from_value(value)?;
         if let Some(g) = query.get("gracePeriodSeconds") {
-            options.grace_period_seconds = Some(g.parse().map_err(|_| ApiError::bad_request(&format!("invalid gracePeriodSeconds {g:?}")))?);
+            options.grace_period_seconds = Some(g.parse().map_err(|_| {
+                ApiError::bad_request(&format!("invalid gracePeriodSeconds {g:?}"))
+            })?);
         }
         if let Some(p) = query.get("propagationPolicy") {
             options.propagation = Some(p.to_owned());
         }
         if let Some(p) = &options.propagation
-            && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
-                return Err(ApiError::bad_request(&format!("propagationPolicy: Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\"")));
-            }
+            && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")
+        {
+            return Err(ApiError::bad_request(&format!(
+                "propagationPolicy: Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+            )));
+        }
         Ok(options)
     }
 
     fn from_value(value: Value) -> Result<DeleteOptions, ApiError> {
-        let resource_version = match value.pointer("/preconditions/resourceVersion").and_then(Value::as_str) {
+        let resource_version = match value
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+        {
             Some(rv) if !rv.is_empty() => Some(parse_rv(rv)?),
             _ => None,
         };
-        let uid = value.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_owned);
+        let uid = value
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let orphan = value.get("orphanDependents").and_then(Value::as_bool);
-        let propagation = value.get("propagationPolicy").and_then(Value::as_str).map(str::to_owned).or(match orphan {
-            Some(true) => Some("Orphan".into()),
-            Some(false) => Some("Background".into()),
-            None => None,
-        });
+        let propagation = value
+            .get("propagationPolicy")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or(match orphan {
+                Some(true) => Some("Orphan".into()),
+                Some(false) => Some("Background".into()),
+                None => None,
+            });
         Ok(DeleteOptions {
-            preconditions: Preconditions { uid, resource_version },
+            preconditions: Preconditions {
+                uid,
+                resource_version,
+            },
             grace_period_seconds: value.get("gracePeriodSeconds").and_then(Value::as_i64),
             propagation,
         })
@@ -761,13 +1183,23 @@ pub async fn list_filtered(
         StorageError::TooOld { .. } if continue_token_is_set(&continue_token) => ApiError::expired(
             "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
         ),
-        StorageError::InvalidContinue(msg) => ApiError::bad_request(&format!("continue key is not valid: {msg}")),
+        StorageError::InvalidContinue(msg) => {
+            ApiError::bad_request(&format!("continue key is not valid: {msg}"))
+        }
         e => ApiError::from_storage(e, &qr, ""),
     };
-    let mut options = ListOptions { revision, limit: limit.map(|l| l.max(1)), continue_token: continue_token.clone() };
+    let mut options = ListOptions {
+        revision,
+        limit: limit.map(|l| l.max(1)),
+        continue_token: continue_token.clone(),
+    };
     let mut items = Vec::new();
     loop {
-        let page = server.store.list(&prefix, &options).await.map_err(&to_api)?;
+        let page = server
+            .store
+            .list(&prefix, &options)
+            .await
+            .map_err(&to_api)?;
         let revision = page.revision;
         let count = page.items.len();
         for (index, kv) in page.items.into_iter().enumerate() {
@@ -779,15 +1211,40 @@ pub async fn list_filtered(
             if limit.is_some_and(|l| items.len() >= l) {
                 let more_here = index + 1 < count;
                 if more_here || page.continue_token.is_some() {
-                    let remaining = filter.is_everything().then(|| (count - index - 1) as i64 + page.remaining.unwrap_or(0));
-                    return Ok(ListPage { items, revision, continue_token: Some(encode_continue(&prefix, &kv.key, revision)), remaining: remaining.filter(|r| *r > 0) });
+                    let remaining = filter
+                        .is_everything()
+                        .then(|| (count - index - 1) as i64 + page.remaining.unwrap_or(0));
+                    return Ok(ListPage {
+                        items,
+                        revision,
+                        continue_token: Some(encode_continue(&prefix, &kv.key, revision)),
+                        remaining: remaining.filter(|r| *r > 0),
+                    });
                 }
-                return Ok(ListPage { items, revision, continue_token: None, remaining: None });
+                return Ok(ListPage {
+                    items,
+                    revision,
+                    continue_token: None,
+                    remaining: None,
+                });
             }
         }
         match page.continue_token {
-            Some(token) => options = ListOptions { revision: None, limit: options.limit, continue_token: Some(token) },
-            None => return Ok(ListPage { items, revision, continue_token: None, remaining: None }),
+            Some(token) => {
+                options = ListOptions {
+                    revision: None,
+                    limit: options.limit,
+                    continue_token: Some(token),
+                }
+            }
+            None => {
+                return Ok(ListPage {
+                    items,
+                    revision,
+                    continue_token: None,
+                    remaining: None,
+                });
+            }
         }
     }
 }

@@ -22,11 +22,22 @@ pub struct ServiceRange {
 
 impl ServiceRange {
     pub fn parse(cidr: &str) -> Result<ServiceRange, String> {
-        let (ip, bits) = cidr.split_once('/').ok_or_else(|| format!("{cidr:?} is not a CIDR (e.g. 10.96.0.0/12)"))?;
-        let ip: Ipv4Addr = ip.parse().map_err(|_| format!("{cidr:?}: {ip:?} is not an IPv4 address"))?;
-        let bits: u8 = bits.parse().ok().filter(|b| (8..=30).contains(b)).ok_or_else(|| format!("{cidr:?}: the prefix length must be between 8 and 30"))?;
+        let (ip, bits) = cidr
+            .split_once('/')
+            .ok_or_else(|| format!("{cidr:?} is not a CIDR (e.g. 10.96.0.0/12)"))?;
+        let ip: Ipv4Addr = ip
+            .parse()
+            .map_err(|_| format!("{cidr:?}: {ip:?} is not an IPv4 address"))?;
+        let bits: u8 = bits
+            .parse()
+            .ok()
+            .filter(|b| (8..=30).contains(b))
+            .ok_or_else(|| format!("{cidr:?}: the prefix length must be between 8 and 30"))?;
         let mask = u32::MAX << (32 - bits);
-        Ok(ServiceRange { base: u32::from(ip) & mask, bits })
+        Ok(ServiceRange {
+            base: u32::from(ip) & mask,
+            bits,
+        })
     }
 
     /// How many addresses can be handed out: all but the network address, the first address
@@ -61,24 +72,55 @@ fn key(prefix: &str, ip: Ipv4Addr) -> String {
 
 /// Whether a Service of this spec gets a cluster IP (not headless, not ExternalName).
 pub fn wants_ip(spec: &Value) -> bool {
-    let kind = spec.get("type").and_then(Value::as_str).unwrap_or("ClusterIP");
+    let kind = spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP");
     kind != "ExternalName" && spec.get("clusterIP").and_then(Value::as_str) != Some("None")
 }
 
 /// Reserves an address for `service` (`namespace/name`): the one asked for, or a free one.
-pub async fn allocate(store: &dyn Storage, prefix: &str, range: &ServiceRange, requested: Option<&str>, service: &str) -> Result<Ipv4Addr, ApiError> {
+pub async fn allocate(
+    store: &dyn Storage,
+    prefix: &str,
+    range: &ServiceRange,
+    requested: Option<&str>,
+    service: &str,
+) -> Result<Ipv4Addr, ApiError> {
     let owner = Bytes::from(serde_json::to_vec(&json!({"service": service})).unwrap_or_default());
     let invalid = |ip: &str, why: &str| {
-        ApiError::invalid("Service", "", service.rsplit('/').next().unwrap_or(service), &[api_types::validation::FieldError::invalid("spec.clusterIPs[0]", ip, why)])
+        ApiError::invalid(
+            "Service",
+            "",
+            service.rsplit('/').next().unwrap_or(service),
+            &[api_types::validation::FieldError::invalid(
+                "spec.clusterIPs[0]",
+                ip,
+                why,
+            )],
+        )
     };
     if let Some(ip) = requested.filter(|ip| !ip.is_empty()) {
-        let addr: Ipv4Addr = ip.parse().map_err(|_| invalid(ip, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"))?;
+        let addr: Ipv4Addr = ip.parse().map_err(|_| {
+            invalid(
+                ip,
+                "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+            )
+        })?;
         if !range.contains(addr) {
-            return Err(invalid(ip, &format!("failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. The range of valid IPs is {range}")));
+            return Err(invalid(
+                ip,
+                &format!(
+                    "failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. The range of valid IPs is {range}"
+                ),
+            ));
         }
         return match store.create(&key(prefix, addr), owner).await {
             Ok(_) => Ok(addr),
-            Err(StorageError::AlreadyExists { .. }) => Err(invalid(ip, &format!("failed to allocate IP {ip}: provided IP is already allocated"))),
+            Err(StorageError::AlreadyExists { .. }) => Err(invalid(
+                ip,
+                &format!("failed to allocate IP {ip}: provided IP is already allocated"),
+            )),
             Err(e) => Err(ApiError::from_storage(e, "services", service)),
         };
     }
@@ -95,13 +137,20 @@ pub async fn allocate(store: &dyn Storage, prefix: &str, range: &ServiceRange, r
             Err(e) => return Err(ApiError::from_storage(e, "services", service)),
         }
     }
-    Err(ApiError::internal(&format!("failed to allocate a serviceIP: range is full (all addresses of {range} are allocated)")))
+    Err(ApiError::internal(&format!(
+        "failed to allocate a serviceIP: range is full (all addresses of {range} are allocated)"
+    )))
 }
 
 /// Releases a Service's address (nothing to do when it has none).
 pub async fn release(store: &dyn Storage, prefix: &str, ip: &str) {
-    let Ok(addr) = ip.parse::<Ipv4Addr>() else { return };
-    match store.delete(&key(prefix, addr), &Preconditions::none()).await {
+    let Ok(addr) = ip.parse::<Ipv4Addr>() else {
+        return;
+    };
+    match store
+        .delete(&key(prefix, addr), &Preconditions::none())
+        .await
+    {
         Ok(_) | Err(StorageError::NotFound { .. }) => {}
         Err(e) => tracing::warn!(%ip, error = %e, "could not release a service IP"),
     }

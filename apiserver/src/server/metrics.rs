@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 /// Bucket bounds of `apiserver_request_duration_seconds` (kube-apiserver's, trimmed).
-const BUCKETS: [f64; 14] = [0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 4.0, 10.0];
+const BUCKETS: [f64; 14] = [
+    0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 4.0, 10.0,
+];
 
 #[derive(Default)]
 struct Histogram {
@@ -30,7 +32,9 @@ impl Metrics {
     pub fn observe(&self, verb: &str, resource: &str, code: u16, latency: Duration) {
         let verb = verb.to_uppercase();
         if let Ok(mut requests) = self.requests.lock() {
-            *requests.entry((verb.clone(), resource.to_owned(), code)).or_default() += 1;
+            *requests
+                .entry((verb.clone(), resource.to_owned(), code))
+                .or_default() += 1;
         }
         if let Ok(mut durations) = self.durations.lock() {
             let h = durations.entry((verb, resource.to_owned())).or_default();
@@ -51,7 +55,10 @@ impl Metrics {
         out.push_str("# HELP apiserver_request_total Counter of apiserver requests broken out for each verb, group, version, resource and HTTP response code.\n# TYPE apiserver_request_total counter\n");
         if let Ok(requests) = self.requests.lock() {
             for ((verb, resource, code), n) in requests.iter() {
-                let _ = writeln!(out, "apiserver_request_total{{code=\"{code}\",resource=\"{resource}\",verb=\"{verb}\"}} {n}");
+                let _ = writeln!(
+                    out,
+                    "apiserver_request_total{{code=\"{code}\",resource=\"{resource}\",verb=\"{verb}\"}} {n}"
+                );
             }
         }
         out.push_str("# HELP apiserver_request_duration_seconds Response latency distribution in seconds for each verb and resource.\n# TYPE apiserver_request_duration_seconds histogram\n");
@@ -59,18 +66,40 @@ impl Metrics {
             for ((verb, resource), h) in durations.iter() {
                 let labels = format!("resource=\"{resource}\",verb=\"{verb}\"");
                 for (bound, n) in BUCKETS.iter().zip(h.buckets) {
-                    let _ = writeln!(out, "apiserver_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {n}");
+                    let _ = writeln!(
+                        out,
+                        "apiserver_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {n}"
+                    );
                 }
-                let _ = writeln!(out, "apiserver_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
-                let _ = writeln!(out, "apiserver_request_duration_seconds_sum{{{labels}}} {}", h.sum);
-                let _ = writeln!(out, "apiserver_request_duration_seconds_count{{{labels}}} {}", h.count);
+                let _ = writeln!(
+                    out,
+                    "apiserver_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                    h.count
+                );
+                let _ = writeln!(
+                    out,
+                    "apiserver_request_duration_seconds_sum{{{labels}}} {}",
+                    h.sum
+                );
+                let _ = writeln!(
+                    out,
+                    "apiserver_request_duration_seconds_count{{{labels}}} {}",
+                    h.count
+                );
             }
         }
         out.push_str("# HELP apiserver_longrunning_requests Gauge of all active long-running apiserver requests.\n# TYPE apiserver_longrunning_requests gauge\n");
-        let _ = writeln!(out, "apiserver_longrunning_requests{{verb=\"WATCH\"}} {}", self.watches.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "apiserver_longrunning_requests{{verb=\"WATCH\"}} {}",
+            self.watches.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP apiserver_storage_objects Number of stored objects at the time of last check split by kind.\n# TYPE apiserver_storage_objects gauge\n");
         for (resource, n) in objects {
-            let _ = writeln!(out, "apiserver_storage_objects{{resource=\"{resource}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "apiserver_storage_objects{{resource=\"{resource}\"}} {n}"
+            );
         }
         out
     }
@@ -86,9 +115,20 @@ mod tests {
         m.observe("get", "pods", 200, Duration::from_millis(3));
         m.observe("get", "pods", 404, Duration::from_millis(30));
         let text = m.render(&[("pods".into(), 7)]);
-        assert!(text.contains("apiserver_request_total{code=\"200\",resource=\"pods\",verb=\"GET\"} 1"), "{text}");
+        assert!(
+            text.contains("apiserver_request_total{code=\"200\",resource=\"pods\",verb=\"GET\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("apiserver_request_duration_seconds_bucket{resource=\"pods\",verb=\"GET\",le=\"0.005\"} 1"), "{text}");
-        assert!(text.contains("apiserver_request_duration_seconds_count{resource=\"pods\",verb=\"GET\"} 2"), "{text}");
-        assert!(text.contains("apiserver_storage_objects{resource=\"pods\"} 7"), "{text}");
+        assert!(
+            text.contains(
+                "apiserver_request_duration_seconds_count{resource=\"pods\",verb=\"GET\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("apiserver_storage_objects{resource=\"pods\"} 7"),
+            "{text}"
+        );
     }
 }

@@ -66,7 +66,10 @@ pub const DEFAULT_BOOKMARK_INTERVAL: std::time::Duration = std::time::Duration::
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
     #[error("cannot create the default namespaces: {0}")]
@@ -105,8 +108,16 @@ pub struct Server {
 /// Binds, bootstraps the default namespaces and serves until shut down.
 pub async fn serve(config: ServerConfig) -> Result<RunningServer, ServeError> {
     let tls = config.tls.server_config()?;
-    let listener = TcpListener::bind(config.bind).await.map_err(|source| ServeError::Bind { addr: config.bind, source })?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.bind, source })?;
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: config.bind,
+        source,
+    })?;
     let (stop, stopping) = tokio_watch::channel(false);
     let server = Arc::new(Server {
         store: config.store,
@@ -119,7 +130,9 @@ pub async fn serve(config: ServerConfig) -> Result<RunningServer, ServeError> {
         in_flight: Semaphore::new(MAX_IN_FLIGHT),
         stopping: stopping.clone(),
     });
-    handlers::bootstrap(&server).await.map_err(ServeError::Bootstrap)?;
+    handlers::bootstrap(&server)
+        .await
+        .map_err(ServeError::Bootstrap)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let task = tokio::spawn(accept_loop(listener, acceptor, server, stopping));
     tracing::info!(%addr, "serving the Kubernetes API over HTTPS");
@@ -157,8 +170,12 @@ async fn accept_loop(
                 let server = server.clone();
                 async move { Ok::<_, Infallible>(server.handle(req).await) }
             });
-            let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            if let Err(e) = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), service).await {
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            if let Err(e) = builder
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await
+            {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
@@ -176,9 +193,16 @@ impl Server {
             namespace = tracing::field::Empty, name = tracing::field::Empty, user = tracing::field::Empty,
             status = tracing::field::Empty, latency_ms = tracing::field::Empty, %method, %path);
         let (response, verb, resource) = async {
-            let public = matches!(path.as_str(), "/version" | "/healthz" | "/livez" | "/readyz")
-                || path.starts_with("/healthz/") || path.starts_with("/livez/") || path.starts_with("/readyz/");
-            let authorization = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+            let public = matches!(
+                path.as_str(),
+                "/version" | "/healthz" | "/livez" | "/readyz"
+            ) || path.starts_with("/healthz/")
+                || path.starts_with("/livez/")
+                || path.starts_with("/readyz/");
+            let authorization = req
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
             let user = self.tokens.authenticate(authorization).cloned();
             if let Some(user) = &user {
                 tracing::Span::current().record("user", user.name.as_str());
@@ -202,11 +226,22 @@ impl Server {
                     if let Some(name) = &request.name {
                         span.record("name", name.as_str());
                     }
-                    let (verb, resource) = (request.verb.as_str(), request.info.resource.to_owned());
+                    let (verb, resource) =
+                        (request.verb.as_str(), request.info.resource.to_owned());
                     let response = self.clone().resource(request, req, query).await;
-                    (response.unwrap_or_else(|e| error_response(&e)), verb, resource)
+                    (
+                        response.unwrap_or_else(|e| error_response(&e)),
+                        verb,
+                        resource,
+                    )
                 }
-                other => (self.non_resource(other, &req).await.unwrap_or_else(|e| error_response(&e)), "get", String::new()),
+                other => (
+                    self.non_resource(other, &req)
+                        .await
+                        .unwrap_or_else(|e| error_response(&e)),
+                    "get",
+                    String::new(),
+                ),
             }
         }
         .instrument(span.clone())
@@ -221,50 +256,90 @@ impl Server {
         response
     }
 
-    async fn resource(self: Arc<Self>, request: ResourceRequest, req: Request<Incoming>, query: Query) -> Result<Response<Body>, ApiError> {
+    async fn resource(
+        self: Arc<Self>,
+        request: ResourceRequest,
+        req: Request<Incoming>,
+        query: Query,
+    ) -> Result<Response<Body>, ApiError> {
         if request.verb == Verb::Watch {
             return watch::serve(self, request, req, query).await;
         }
-        let _permit = self.in_flight.try_acquire().map_err(|_| ApiError::too_many_requests(1))?;
+        let _permit = self
+            .in_flight
+            .try_acquire()
+            .map_err(|_| ApiError::too_many_requests(1))?;
         handlers::dispatch(&self, request, req, query).await
     }
 
-    async fn non_resource(&self, route: Route, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
-        let accept = req.headers().get(http::header::ACCEPT).and_then(|v| v.to_str().ok());
+    async fn non_resource(
+        &self,
+        route: Route,
+        req: &Request<Incoming>,
+    ) -> Result<Response<Body>, ApiError> {
+        let accept = req
+            .headers()
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
         match route {
-            Route::Version => Ok(json_response(StatusCode::OK, &discovery::version_info(&self.ferry_version))),
+            Route::Version => Ok(json_response(
+                StatusCode::OK,
+                &discovery::version_info(&self.ferry_version),
+            )),
             Route::Health(which) => {
                 if which == "readyz"
-                    && let Err(e) = self.store.current_revision().await {
-                        return Ok(text_response(StatusCode::INTERNAL_SERVER_ERROR, &format!("[-]etcd failed: {e}\nreadyz check failed\n")));
-                    }
+                    && let Err(e) = self.store.current_revision().await
+                {
+                    return Ok(text_response(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        &format!("[-]etcd failed: {e}\nreadyz check failed\n"),
+                    ));
+                }
                 Ok(text_response(StatusCode::OK, "ok"))
             }
             Route::Metrics => {
                 let objects = handlers::object_counts(self).await;
                 let mut response = text_response(StatusCode::OK, &self.metrics.render(&objects));
-                response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
                 Ok(response)
             }
-            Route::DiscoveryRoot { core } => {
-                match discovery::negotiate_discovery(accept) {
-                    discovery::DiscoveryFormat::Aggregated(version) => {
-                        let mut response = json_response(StatusCode::OK, &discovery::aggregated(core, version));
-                        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(discovery::aggregated_content_type(version)));
-                        Ok(response)
-                    }
-                    discovery::DiscoveryFormat::Legacy => {
-                        let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
-                        Ok(json_response(StatusCode::OK, &if core { discovery::api_versions(host) } else { discovery::api_group_list() }))
-                    }
+            Route::DiscoveryRoot { core } => match discovery::negotiate_discovery(accept) {
+                discovery::DiscoveryFormat::Aggregated(version) => {
+                    let mut response =
+                        json_response(StatusCode::OK, &discovery::aggregated(core, version));
+                    response.headers_mut().insert(
+                        CONTENT_TYPE,
+                        HeaderValue::from_static(discovery::aggregated_content_type(version)),
+                    );
+                    Ok(response)
                 }
-            }
-            Route::DiscoveryGroup(group) => {
-                discovery::api_group(&group).map(|v| json_response(StatusCode::OK, &v)).ok_or_else(ApiError::not_found_path)
-            }
-            Route::DiscoveryVersion { group, version } => discovery::api_resource_list(&group, &version)
+                discovery::DiscoveryFormat::Legacy => {
+                    let host = req
+                        .headers()
+                        .get(http::header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .unwrap_or("127.0.0.1");
+                    Ok(json_response(
+                        StatusCode::OK,
+                        &if core {
+                            discovery::api_versions(host)
+                        } else {
+                            discovery::api_group_list()
+                        },
+                    ))
+                }
+            },
+            Route::DiscoveryGroup(group) => discovery::api_group(&group)
                 .map(|v| json_response(StatusCode::OK, &v))
                 .ok_or_else(ApiError::not_found_path),
+            Route::DiscoveryVersion { group, version } => {
+                discovery::api_resource_list(&group, &version)
+                    .map(|v| json_response(StatusCode::OK, &v))
+                    .ok_or_else(ApiError::not_found_path)
+            }
             Route::Resource(_) => Err(ApiError::not_found_path()),
         }
     }
@@ -291,7 +366,11 @@ impl Query {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// A boolean parameter (`watch=true`, `watch=1`).
@@ -308,7 +387,9 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(b) => {
                         out.push(b);
@@ -340,18 +421,32 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 
 /// A JSON response.
 pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    bytes_response(status, "application/json", serde_json::to_vec(value).unwrap_or_default())
+    bytes_response(
+        status,
+        "application/json",
+        serde_json::to_vec(value).unwrap_or_default(),
+    )
 }
 
-pub fn bytes_response(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
+pub fn bytes_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Vec<u8>,
+) -> Response<Body> {
     let mut response = Response::new(full(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
 fn text_response(status: StatusCode, text: &str) -> Response<Body> {
-    bytes_response(status, "text/plain; charset=utf-8", text.as_bytes().to_vec())
+    bytes_response(
+        status,
+        "text/plain; charset=utf-8",
+        text.as_bytes().to_vec(),
+    )
 }
 
 /// The one place an [`ApiError`] becomes a response: a `Status` body with its code, and
@@ -360,10 +455,15 @@ pub fn error_response(error: &ApiError) -> Response<Body> {
     let status = StatusCode::from_u16(error.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = bytes_response(status, "application/json", error.body());
     if let Some(seconds) = error.retry_after() {
-        response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     if error.code() == 401 {
-        response.headers_mut().insert(http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"kubernetes-master\""));
+        response.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"kubernetes-master\""),
+        );
     }
     response
 }
@@ -374,7 +474,9 @@ mod tests {
 
     #[test]
     fn query_strings_decode() {
-        let q = Query::parse(Some("labelSelector=app%3Dnginx%2Ctier+in+(a)&watch=true&limit=500&bad=%zz"));
+        let q = Query::parse(Some(
+            "labelSelector=app%3Dnginx%2Ctier+in+(a)&watch=true&limit=500&bad=%zz",
+        ));
         assert_eq!(q.get("labelSelector"), Some("app=nginx,tier in (a)"));
         assert!(q.flag("watch"));
         assert_eq!(q.get("limit"), Some("500"));

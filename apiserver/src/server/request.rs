@@ -49,11 +49,16 @@ pub enum Route {
     Health(&'static str),
     Metrics,
     /// `/api` (core) or `/apis`.
-    DiscoveryRoot { core: bool },
+    DiscoveryRoot {
+        core: bool,
+    },
     /// `/apis/<group>`.
     DiscoveryGroup(String),
     /// `/api/v1`, `/apis/<group>/<version>`.
-    DiscoveryVersion { group: String, version: String },
+    DiscoveryVersion {
+        group: String,
+        version: String,
+    },
     Resource(ResourceRequest),
 }
 
@@ -78,7 +83,10 @@ pub fn route(method: &http::Method, path: &str, watch_param: bool) -> Result<Rou
         _ => return Err(ApiError::not_found_path()),
     };
     if rest.is_empty() {
-        return Ok(Route::DiscoveryVersion { group: group.to_owned(), version: version.to_owned() });
+        return Ok(Route::DiscoveryVersion {
+            group: group.to_owned(),
+            version: version.to_owned(),
+        });
     }
     let mut rest: Vec<&str> = rest.to_vec();
     let mut watch = watch_param;
@@ -105,11 +113,13 @@ pub fn route(method: &http::Method, path: &str, watch_param: bool) -> Result<Rou
     if resource == "namespaces" {
         namespace = None;
     }
-    let info = registry::by_group_version_resource(group, version, resource).ok_or_else(ApiError::not_found_path)?;
+    let info = registry::by_group_version_resource(group, version, resource)
+        .ok_or_else(ApiError::not_found_path)?;
     if let Some(sub) = subresource
-        && !info.subresources.contains(&sub) {
-            return Err(ApiError::not_found_path());
-        }
+        && !info.subresources.contains(&sub)
+    {
+        return Err(ApiError::not_found_path());
+    }
     if info.namespaced != namespace.is_some() && name.is_some() && info.namespaced {
         return Err(ApiError::not_found_path());
     }
@@ -125,7 +135,12 @@ pub fn route(method: &http::Method, path: &str, watch_param: bool) -> Result<Rou
         ("PATCH", true) => Verb::Patch,
         ("DELETE", true) => Verb::Delete,
         ("DELETE", false) => Verb::DeleteCollection,
-        _ => return Err(ApiError::method_not_allowed(method.as_str(), &info.qualified_resource())),
+        _ => {
+            return Err(ApiError::method_not_allowed(
+                method.as_str(),
+                &info.qualified_resource(),
+            ));
+        }
     };
     Ok(Route::Resource(ResourceRequest {
         info,
@@ -151,13 +166,38 @@ mod tests {
     #[test]
     fn paths_parse_like_kube_apiserver() {
         let r = resource("GET", "/api/v1/namespaces/demo/pods");
-        assert_eq!((r.info.resource, r.verb, r.namespace.as_deref(), r.name.as_deref()), ("pods", Verb::List, Some("demo"), None));
+        assert_eq!(
+            (
+                r.info.resource,
+                r.verb,
+                r.namespace.as_deref(),
+                r.name.as_deref()
+            ),
+            ("pods", Verb::List, Some("demo"), None)
+        );
         let r = resource("GET", "/api/v1/namespaces/demo");
-        assert_eq!((r.info.resource, r.verb, r.namespace.as_deref(), r.name.as_deref()), ("namespaces", Verb::Get, None, Some("demo")));
+        assert_eq!(
+            (
+                r.info.resource,
+                r.verb,
+                r.namespace.as_deref(),
+                r.name.as_deref()
+            ),
+            ("namespaces", Verb::Get, None, Some("demo"))
+        );
         let r = resource("PUT", "/api/v1/namespaces/demo/status");
-        assert_eq!((r.info.resource, r.name.as_deref(), r.subresource.as_deref()), ("namespaces", Some("demo"), Some("status")));
-        let r = resource("PATCH", "/apis/apps/v1/namespaces/demo/deployments/web/scale");
-        assert_eq!((r.info.resource, r.verb, r.subresource.as_deref()), ("deployments", Verb::Patch, Some("scale")));
+        assert_eq!(
+            (r.info.resource, r.name.as_deref(), r.subresource.as_deref()),
+            ("namespaces", Some("demo"), Some("status"))
+        );
+        let r = resource(
+            "PATCH",
+            "/apis/apps/v1/namespaces/demo/deployments/web/scale",
+        );
+        assert_eq!(
+            (r.info.resource, r.verb, r.subresource.as_deref()),
+            ("deployments", Verb::Patch, Some("scale"))
+        );
         let r = resource("GET", "/api/v1/watch/namespaces/demo/pods");
         assert_eq!(r.verb, Verb::Watch);
         let r = resource("GET", "/api/v1/pods");
@@ -167,12 +207,21 @@ mod tests {
         let r = resource("GET", "/api/v1/nodes/n1");
         assert_eq!((r.info.resource, r.name.as_deref()), ("nodes", Some("n1")));
         let r = resource("POST", "/api/v1/namespaces/demo/pods/p/binding");
-        assert_eq!((r.verb, r.subresource.as_deref()), (Verb::Create, Some("binding")));
+        assert_eq!(
+            (r.verb, r.subresource.as_deref()),
+            (Verb::Create, Some("binding"))
+        );
     }
 
     #[test]
     fn unknown_paths_are_not_found() {
-        for path in ["/api/v1/namespaces/demo/widgets", "/apis/apps/v1/deployments/x/y/z", "/nope", "/api/v1/namespaces/demo/pods/p/exec", "/api/v1/namespaces/demo/nodes/n"] {
+        for path in [
+            "/api/v1/namespaces/demo/widgets",
+            "/apis/apps/v1/deployments/x/y/z",
+            "/nope",
+            "/api/v1/namespaces/demo/pods/p/exec",
+            "/api/v1/namespaces/demo/nodes/n",
+        ] {
             let err = route(&http::Method::GET, path, false).unwrap_err();
             assert_eq!(err.code, 404, "{path}");
         }

@@ -22,7 +22,9 @@ use tokio::sync::mpsc;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::handlers::{Filter, RvRequest, collection_prefix, decode_stored, list_filtered, rv_request};
+use super::handlers::{
+    Filter, RvRequest, collection_prefix, decode_stored, list_filtered, rv_request,
+};
 use super::request::ResourceRequest;
 use super::{Body, Query, Server};
 use crate::errors::ApiError;
@@ -34,39 +36,72 @@ use crate::tables::{self, TableVersion};
 const CLIENT_BUFFER: usize = 1000;
 
 /// Starts a watch and returns the streaming response.
-pub async fn serve(server: Arc<Server>, request: ResourceRequest, req: Request<Incoming>, query: Query) -> Result<Response<Body>, ApiError> {
+pub async fn serve(
+    server: Arc<Server>,
+    request: ResourceRequest,
+    req: Request<Incoming>,
+    query: Query,
+) -> Result<Response<Body>, ApiError> {
     let info = request.info;
     let mut filter_query = query.clone();
     if let Some(name) = &request.name {
         // A watch on one object is a watch of its collection selected by name.
         filter_query = Query::parse(Some(&format!("fieldSelector=metadata.name%3D{}", name)));
         if let Some(labels) = query.get("labelSelector") {
-            filter_query = Query::parse(Some(&format!("fieldSelector=metadata.name%3D{name}&labelSelector={labels}")));
+            filter_query = Query::parse(Some(&format!(
+                "fieldSelector=metadata.name%3D{name}&labelSelector={labels}"
+            )));
         }
     }
     let filter = Filter::from_query(info, &filter_query)?;
     let rv = rv_request(&query)?;
     let timeout = match query.get("timeoutSeconds") {
-        Some(t) if !t.is_empty() => Some(Duration::from_secs(t.parse().map_err(|_| ApiError::bad_request(&format!("invalid timeoutSeconds {t:?}")))?)),
+        Some(t) if !t.is_empty() => {
+            Some(Duration::from_secs(t.parse().map_err(|_| {
+                ApiError::bad_request(&format!("invalid timeoutSeconds {t:?}"))
+            })?))
+        }
         _ => None,
     };
     let bookmarks = query.flag("allowWatchBookmarks");
-    let accept = req.headers().get(http::header::ACCEPT).and_then(|v| v.to_str().ok());
+    let accept = req
+        .headers()
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
     let table = tables::wants_table(accept);
 
     // The initial state, for "any" or "latest".
     let (initial, after) = match rv {
         RvRequest::Latest | RvRequest::Any => {
-            let page = list_filtered(&server, info, request.namespace.as_deref(), &filter, None, None, None).await?;
+            let page = list_filtered(
+                &server,
+                info,
+                request.namespace.as_deref(),
+                &filter,
+                None,
+                None,
+                None,
+            )
+            .await?;
             (page.items, page.revision)
         }
         RvRequest::NotOlderThan(r) | RvRequest::Exact(r) => (Vec::new(), r),
     };
     let prefix = collection_prefix(&server, info, request.namespace.as_deref());
-    let watch = server.store.watch(&prefix, after).await.map_err(|e| ApiError::from_storage(e, &info.qualified_resource(), ""))?;
+    let watch = server
+        .store
+        .watch(&prefix, after)
+        .await
+        .map_err(|e| ApiError::from_storage(e, &info.qualified_resource(), ""))?;
 
     let (tx, rx) = mpsc::channel::<Bytes>(CLIENT_BUFFER);
-    let stream = Stream { info, filter, table, first_table: true, tx };
+    let stream = Stream {
+        info,
+        filter,
+        table,
+        first_table: true,
+        tx,
+    };
     server.metrics.watches.fetch_add(1, Ordering::Relaxed);
     tokio::spawn(stream.run(server.clone(), initial, watch, timeout, bookmarks));
 
@@ -77,7 +112,9 @@ pub async fn serve(server: Arc<Server>, request: ResourceRequest, req: Request<I
         Some(version) => tables::content_type(version),
         None => "application/json",
     };
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     Ok(response)
 }
 
@@ -90,7 +127,14 @@ struct Stream {
 }
 
 impl Stream {
-    async fn run(mut self, server: Arc<Server>, initial: Vec<Value>, mut watch: crate::storage::Watch, timeout: Option<Duration>, bookmarks: bool) {
+    async fn run(
+        mut self,
+        server: Arc<Server>,
+        initial: Vec<Value>,
+        mut watch: crate::storage::Watch,
+        timeout: Option<Duration>,
+        bookmarks: bool,
+    ) {
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         let mut stopping = server.stopping.clone();
         let mut bookmark_timer = tokio::time::interval(server.bookmark_interval);
@@ -103,7 +147,9 @@ impl Stream {
             }
         }
         while ok {
-            let sleep_until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600));
+            let sleep_until = deadline.unwrap_or_else(|| {
+                tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600)
+            });
             tokio::select! {
                 item = watch.next() => match item {
                     Some(Ok(WatchItem::Event(event))) => ok = self.event(event).await,
@@ -137,7 +183,9 @@ impl Stream {
     /// Turns a storage event into what this watch's selection sees.
     async fn event(&mut self, event: crate::storage::Event) -> bool {
         let decode = |bytes: &[u8]| decode_stored(self.info, bytes, event.revision).ok();
-        let Some(obj) = decode(&event.value) else { return true };
+        let Some(obj) = decode(&event.value) else {
+            return true;
+        };
         let old = event.prev_value.as_deref().and_then(decode);
         let now_matches = self.filter.matches(&obj);
         let was_matching = old.as_ref().is_some_and(|o| self.filter.matches(o));
@@ -155,9 +203,23 @@ impl Stream {
     async fn send(&mut self, kind: &str, obj: Value) -> bool {
         let object = match self.table {
             Some(version) => {
-                let rv = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
+                let rv = obj
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
                 let include_columns = std::mem::replace(&mut self.first_table, false);
-                tables::table(self.info.resource, self.info.group, std::slice::from_ref(&obj), &rv, None, None, include_columns, jiff::Timestamp::now(), version)
+                tables::table(
+                    self.info.resource,
+                    self.info.group,
+                    std::slice::from_ref(&obj),
+                    &rv,
+                    None,
+                    None,
+                    include_columns,
+                    jiff::Timestamp::now(),
+                    version,
+                )
             }
             None => obj,
         };
@@ -166,9 +228,13 @@ impl Stream {
 
     /// Sends one line; false when the client is gone or too slow.
     async fn line(&self, kind: &str, object: Value) -> bool {
-        let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+        let mut line =
+            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
         line.push(b'\n');
         // A client that does not read for this long is dropped: it resumes from its last rv.
-        matches!(tokio::time::timeout(Duration::from_secs(30), self.tx.send(Bytes::from(line))).await, Ok(Ok(())))
+        matches!(
+            tokio::time::timeout(Duration::from_secs(30), self.tx.send(Bytes::from(line))).await,
+            Ok(Ok(()))
+        )
     }
 }

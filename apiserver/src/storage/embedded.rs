@@ -48,8 +48,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::{
-    Event, EventKind, KeyValue, ListOptions, ListResult, Preconditions, Revision, Storage, StorageError, UpdateFn,
-    Watch, WatchItem, WATCH_CHANNEL_CAPACITY, encode_continue, list_start,
+    Event, EventKind, KeyValue, ListOptions, ListResult, Preconditions, Revision, Storage,
+    StorageError, UpdateFn, WATCH_CHANNEL_CAPACITY, Watch, WatchItem, encode_continue, list_start,
 };
 
 const CURRENT: TableDefinition<&str, (u64, u64)> = TableDefinition::new("current");
@@ -84,7 +84,9 @@ pub struct EmbeddedOptions {
 
 impl Default for EmbeddedOptions {
     fn default() -> Self {
-        Self { compaction_interval: Some(Duration::from_secs(5 * 60)) }
+        Self {
+            compaction_interval: Some(Duration::from_secs(5 * 60)),
+        }
     }
 }
 
@@ -121,7 +123,10 @@ impl EmbeddedStorage {
     }
 
     /// Opens (or creates) the store at `path`.
-    pub fn open_with(path: &Path, options: EmbeddedOptions) -> Result<EmbeddedStorage, StorageError> {
+    pub fn open_with(
+        path: &Path,
+        options: EmbeddedOptions,
+    ) -> Result<EmbeddedStorage, StorageError> {
         let db = Database::builder().set_cache_size(256 << 20).create(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StorageError::Unavailable(format!(
                 "the embedded store {} is already in use by another process (only one process may open it at a time)",
@@ -140,7 +145,9 @@ impl EmbeddedStorage {
             std::thread::Builder::new()
                 .name("ferry-store-notify".into())
                 .spawn(move || notify(committed, bus, published))
-                .map_err(|e| StorageError::Internal(format!("cannot start the store's notifier thread: {e}")))?
+                .map_err(|e| {
+                    StorageError::Internal(format!("cannot start the store's notifier thread: {e}"))
+                })?
         };
         let writer = Writer {
             db: db.clone(),
@@ -157,10 +164,18 @@ impl EmbeddedStorage {
                 // `run` dropped the sender: the notifier drains what is left and stops.
                 let _ = notifier.join();
             })
-            .map_err(|e| StorageError::Internal(format!("cannot start the store's writer thread: {e}")))?;
+            .map_err(|e| {
+                StorageError::Internal(format!("cannot start the store's writer thread: {e}"))
+            })?;
         tracing::info!(path = %path.display(), revision = current, compacted, "opened the embedded store");
         Ok(EmbeddedStorage {
-            inner: Arc::new(Inner { db, ops: Some(ops), writer: Some(writer), bus, published }),
+            inner: Arc::new(Inner {
+                db,
+                ops: Some(ops),
+                writer: Some(writer),
+                bus,
+                published,
+            }),
         })
     }
 
@@ -188,9 +203,16 @@ impl EmbeddedStorage {
             let txn = db.begin_read().map_err(internal)?;
             let current = txn.open_table(CURRENT).map_err(internal)?;
             let log = txn.open_table(LOG).map_err(internal)?;
-            let Some(found) = current.get(key.as_str()).map_err(internal)? else { return Ok(None) };
+            let Some(found) = current.get(key.as_str()).map_err(internal)? else {
+                return Ok(None);
+            };
             let (create, modified) = found.value();
-            Ok(Some(kv(&key, create, modified, logged_value(&log, modified)?)))
+            Ok(Some(kv(
+                &key,
+                create,
+                modified,
+                logged_value(&log, modified)?,
+            )))
         })
         .await
     }
@@ -212,8 +234,16 @@ fn init_tables(db: &Database) -> Result<(u64, u64), StorageError> {
         txn.open_table(LOG).map_err(internal)?;
         txn.open_table(HISTORY).map_err(internal)?;
         let meta = txn.open_table(META).map_err(internal)?;
-        let current = meta.get(META_CURRENT).map_err(internal)?.map(|v| v.value()).unwrap_or(0);
-        let compacted = meta.get(META_COMPACTED).map_err(internal)?.map(|v| v.value()).unwrap_or(0);
+        let current = meta
+            .get(META_CURRENT)
+            .map_err(internal)?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        let compacted = meta
+            .get(META_COMPACTED)
+            .map_err(internal)?
+            .map(|v| v.value())
+            .unwrap_or(0);
         (current, compacted)
     };
     txn.commit().map_err(internal)?;
@@ -222,9 +252,18 @@ fn init_tables(db: &Database) -> Result<(u64, u64), StorageError> {
 
 /// What a writer asks the writer thread to do.
 enum Op {
-    Put { key: String, value: Bytes, expect: Expect },
-    Delete { key: String, mod_revision: u64 },
-    Compact { revision: u64 },
+    Put {
+        key: String,
+        value: Bytes,
+        expect: Expect,
+    },
+    Delete {
+        key: String,
+        mod_revision: u64,
+    },
+    Compact {
+        revision: u64,
+    },
 }
 
 /// The state a write requires, checked inside the transaction.
@@ -259,8 +298,17 @@ struct Committed {
 }
 
 /// Answers the writers of each committed batch and publishes its events, in commit order.
-fn notify(committed: std_mpsc::Receiver<Committed>, bus: broadcast::Sender<Arc<[Event]>>, published: Arc<AtomicI64>) {
-    for Committed { replies, events, last } in committed {
+fn notify(
+    committed: std_mpsc::Receiver<Committed>,
+    bus: broadcast::Sender<Arc<[Event]>>,
+    published: Arc<AtomicI64>,
+) {
+    for Committed {
+        replies,
+        events,
+        last,
+    } in committed
+    {
         if !events.is_empty() {
             // No receivers is fine: nobody is watching.
             let _ = bus.send(events.into());
@@ -285,12 +333,17 @@ struct Writer {
 
 impl Writer {
     fn run(mut self) {
-        let mut next_compaction = self.compaction_interval.map(|every| (Instant::now() + every, self.next - 1));
+        let mut next_compaction = self
+            .compaction_interval
+            .map(|every| (Instant::now() + every, self.next - 1));
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut last_batch = 0;
         loop {
             let first = match next_compaction {
-                Some((at, _)) => match self.queue.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                Some((at, _)) => match self
+                    .queue
+                    .recv_timeout(at.saturating_duration_since(Instant::now()))
+                {
                     Ok(request) => Some(request),
                     Err(std_mpsc::RecvTimeoutError::Timeout) => None,
                     Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
@@ -301,16 +354,18 @@ impl Writer {
                 },
             };
             if let Some((at, target)) = next_compaction
-                && Instant::now() >= at {
-                    // Compact to what was current one interval ago, so the last interval's
-                    // history stays available to watches, as kube-apiserver's compactor does.
-                    if target > self.compacted
-                        && let Err(e) = self.compact(target) {
-                            tracing::warn!(error = %e, revision = target, "periodic compaction failed");
-                        }
-                    let every = self.compaction_interval.unwrap_or_default();
-                    next_compaction = Some((Instant::now() + every, self.next - 1));
+                && Instant::now() >= at
+            {
+                // Compact to what was current one interval ago, so the last interval's
+                // history stays available to watches, as kube-apiserver's compactor does.
+                if target > self.compacted
+                    && let Err(e) = self.compact(target)
+                {
+                    tracing::warn!(error = %e, revision = target, "periodic compaction failed");
                 }
+                let every = self.compaction_interval.unwrap_or_default();
+                next_compaction = Some((Instant::now() + every, self.next - 1));
+            }
             let Some(first) = first else { continue };
             batch.push(first);
             self.gather(&mut batch, last_batch);
@@ -367,7 +422,9 @@ impl Writer {
                             let existing = current_state(&current, &log, key)?;
                             let holds = match (expect, &existing) {
                                 (Expect::Absent, None) => true,
-                                (Expect::ModRevision(want), Some((_, modified, _))) => want == modified,
+                                (Expect::ModRevision(want), Some((_, modified, _))) => {
+                                    want == modified
+                                }
                                 _ => false,
                             };
                             if !holds {
@@ -376,11 +433,20 @@ impl Writer {
                                 let revision = self.next;
                                 self.next += 1;
                                 let create = existing.as_ref().map_or(revision, |(c, _, _)| *c);
-                                current.insert(key.as_str(), (create, revision)).map_err(internal)?;
-                                log.insert(revision, (key.as_str(), PUT, create, value.as_ref())).map_err(internal)?;
-                                history.insert((key.as_str(), revision), PUT).map_err(internal)?;
+                                current
+                                    .insert(key.as_str(), (create, revision))
+                                    .map_err(internal)?;
+                                log.insert(revision, (key.as_str(), PUT, create, value.as_ref()))
+                                    .map_err(internal)?;
+                                history
+                                    .insert((key.as_str(), revision), PUT)
+                                    .map_err(internal)?;
                                 events.push(Event {
-                                    kind: if existing.is_some() { EventKind::Modified } else { EventKind::Added },
+                                    kind: if existing.is_some() {
+                                        EventKind::Modified
+                                    } else {
+                                        EventKind::Added
+                                    },
                                     key: key.clone(),
                                     value: value.clone(),
                                     prev_value: existing.map(|(_, _, v)| v),
@@ -395,8 +461,14 @@ impl Writer {
                                     let revision = self.next;
                                     self.next += 1;
                                     current.remove(key.as_str()).map_err(internal)?;
-                                    log.insert(revision, (key.as_str(), TOMBSTONE, create, &[][..])).map_err(internal)?;
-                                    history.insert((key.as_str(), revision), TOMBSTONE).map_err(internal)?;
+                                    log.insert(
+                                        revision,
+                                        (key.as_str(), TOMBSTONE, create, &[][..]),
+                                    )
+                                    .map_err(internal)?;
+                                    history
+                                        .insert((key.as_str(), revision), TOMBSTONE)
+                                        .map_err(internal)?;
                                     events.push(Event {
                                         kind: EventKind::Deleted,
                                         key: key.clone(),
@@ -406,7 +478,9 @@ impl Writer {
                                     });
                                     Ok(Outcome::Done(kv(key, create, modified, value)))
                                 }
-                                other => Ok(Outcome::Changed(other.map(|(c, m, v)| kv(key, c, m, v)))),
+                                other => {
+                                    Ok(Outcome::Changed(other.map(|(c, m, v)| kv(key, c, m, v))))
+                                }
                             }
                         }
                         // Compactions run in their own transaction, below.
@@ -430,7 +504,9 @@ impl Writer {
             tracing::error!(error = %e, "the embedded store could not commit a batch");
             self.next = start;
             for request in batch.drain(..) {
-                let _ = request.reply.send(Err(StorageError::Internal(format!("commit failed: {e}"))));
+                let _ = request
+                    .reply
+                    .send(Err(StorageError::Internal(format!("commit failed: {e}"))));
             }
             return;
         }
@@ -445,7 +521,11 @@ impl Writer {
         }
         // Answering and publishing happen on the notifier thread, so that the next batch can
         // start while this one's writers are woken.
-        let _ = self.done.send(Committed { replies, events, last: self.next - 1 });
+        let _ = self.done.send(Committed {
+            replies,
+            events,
+            last: self.next - 1,
+        });
     }
 
     /// Drops the history older than `revision`, keeping the newest version of each key at or
@@ -453,7 +533,10 @@ impl Writer {
     fn compact(&mut self, revision: u64) -> Result<(), StorageError> {
         let current = self.next - 1;
         if revision > current {
-            return Err(StorageError::FutureRevision { requested: revision as i64, current: current as i64 });
+            return Err(StorageError::FutureRevision {
+                requested: revision as i64,
+                current: current as i64,
+            });
         }
         if revision <= self.compacted {
             return Ok(());
@@ -507,7 +590,10 @@ fn logged_value(
     log: &impl ReadableTable<u64, (&'static str, u8, u64, &'static [u8])>,
     revision: u64,
 ) -> Result<Bytes, StorageError> {
-    let entry = log.get(revision).map_err(internal)?.ok_or_else(|| internal(format!("log entry {revision} is missing")))?;
+    let entry = log
+        .get(revision)
+        .map_err(internal)?
+        .ok_or_else(|| internal(format!("log entry {revision} is missing")))?;
     Ok(Bytes::copy_from_slice(entry.value().3))
 }
 
@@ -517,28 +603,49 @@ fn current_state(
     log: &impl ReadableTable<u64, (&'static str, u8, u64, &'static [u8])>,
     key: &str,
 ) -> Result<Option<(u64, u64, Bytes)>, StorageError> {
-    let Some(found) = current.get(key).map_err(internal)? else { return Ok(None) };
+    let Some(found) = current.get(key).map_err(internal)? else {
+        return Ok(None);
+    };
     let (create, modified) = found.value();
     Ok(Some((create, modified, logged_value(log, modified)?)))
 }
 
 fn kv(key: &str, create: u64, modified: u64, value: Bytes) -> KeyValue {
-    KeyValue { key: key.to_owned(), value, create_revision: create as i64, mod_revision: modified as i64 }
+    KeyValue {
+        key: key.to_owned(),
+        value,
+        create_revision: create as i64,
+        mod_revision: modified as i64,
+    }
 }
 
 fn revisions(meta: &impl ReadableTable<&'static str, u64>) -> Result<(u64, u64), StorageError> {
-    let current = meta.get(META_CURRENT).map_err(internal)?.map(|v| v.value()).unwrap_or(0);
-    let compacted = meta.get(META_COMPACTED).map_err(internal)?.map(|v| v.value()).unwrap_or(0);
+    let current = meta
+        .get(META_CURRENT)
+        .map_err(internal)?
+        .map(|v| v.value())
+        .unwrap_or(0);
+    let compacted = meta
+        .get(META_COMPACTED)
+        .map_err(internal)?
+        .map(|v| v.value())
+        .unwrap_or(0);
     Ok((current, compacted))
 }
 
 /// Checks that `revision` can be read: not compacted away, not in the future.
 fn check_readable(revision: u64, current: u64, compacted: u64) -> Result<(), StorageError> {
     if revision < compacted {
-        return Err(StorageError::TooOld { requested: revision as i64, compacted: compacted as i64 });
+        return Err(StorageError::TooOld {
+            requested: revision as i64,
+            compacted: compacted as i64,
+        });
     }
     if revision > current {
-        return Err(StorageError::FutureRevision { requested: revision as i64, current: current as i64 });
+        return Err(StorageError::FutureRevision {
+            requested: revision as i64,
+            current: current as i64,
+        });
     }
     Ok(())
 }
@@ -550,14 +657,20 @@ fn read_at(
     key: &str,
     revision: u64,
 ) -> Result<Option<KeyValue>, StorageError> {
-    let newest = history.range((key, 0)..=(key, revision)).map_err(internal)?.next_back();
+    let newest = history
+        .range((key, 0)..=(key, revision))
+        .map_err(internal)?
+        .next_back();
     let Some(entry) = newest else { return Ok(None) };
     let (k, kind) = entry.map_err(internal)?;
     if kind.value() == TOMBSTONE {
         return Ok(None);
     }
     let rev = k.value().1;
-    let found = log.get(rev).map_err(internal)?.ok_or_else(|| internal(format!("log entry {rev} is missing")))?;
+    let found = log
+        .get(rev)
+        .map_err(internal)?
+        .ok_or_else(|| internal(format!("log entry {rev} is missing")))?;
     let (_, _, create, value) = found.value();
     Ok(Some(kv(key, create, rev, Bytes::copy_from_slice(value))))
 }
@@ -575,7 +688,10 @@ fn read_log(
     let meta = txn.open_table(META).map_err(internal)?;
     let (_, compacted) = revisions(&meta)?;
     if from < compacted {
-        return Err(StorageError::TooOld { requested: from as i64, compacted: compacted as i64 });
+        return Err(StorageError::TooOld {
+            requested: from as i64,
+            compacted: compacted as i64,
+        });
     }
     let log = txn.open_table(LOG).map_err(internal)?;
     let history = txn.open_table(HISTORY).map_err(internal)?;
@@ -592,10 +708,20 @@ fn read_log(
         let previous = read_at(&history, &log, key, rev - 1)?.map(|kv| kv.value);
         let event = if kind == TOMBSTONE {
             let last_state = previous.clone().unwrap_or_default();
-            Event { kind: EventKind::Deleted, key: key.to_owned(), value: last_state, prev_value: previous, revision: rev as i64 }
+            Event {
+                kind: EventKind::Deleted,
+                key: key.to_owned(),
+                value: last_state,
+                prev_value: previous,
+                revision: rev as i64,
+            }
         } else {
             Event {
-                kind: if create == rev { EventKind::Added } else { EventKind::Modified },
+                kind: if create == rev {
+                    EventKind::Added
+                } else {
+                    EventKind::Modified
+                },
                 key: key.to_owned(),
                 value: Bytes::copy_from_slice(value),
                 prev_value: if create == rev { None } else { previous },
@@ -655,13 +781,21 @@ fn list_blocking(
         // History is ordered by (key, revision): the newest version at or below `at` of each
         // key is the last one seen before the key changes.
         let mut pending: Option<(String, u64, u8)> = None;
-        let emit = |pending: Option<(String, u64, u8)>, items: &mut Vec<KeyValue>, more: &mut i64| -> Result<(), StorageError> {
-            let Some((key, rev, kind)) = pending else { return Ok(()) };
+        let emit = |pending: Option<(String, u64, u8)>,
+                    items: &mut Vec<KeyValue>,
+                    more: &mut i64|
+         -> Result<(), StorageError> {
+            let Some((key, rev, kind)) = pending else {
+                return Ok(());
+            };
             if kind == TOMBSTONE {
                 return Ok(());
             }
             if items.len() < limit {
-                let found = log.get(rev).map_err(internal)?.ok_or_else(|| internal(format!("log entry {rev} is missing")))?;
+                let found = log
+                    .get(rev)
+                    .map_err(internal)?
+                    .ok_or_else(|| internal(format!("log entry {rev} is missing")))?;
                 let (_, _, create, value) = found.value();
                 items.push(kv(&key, create, rev, Bytes::copy_from_slice(value)));
             } else {
@@ -689,20 +823,36 @@ fn list_blocking(
         let last = items.last().map(|kv| kv.key.as_str()).unwrap_or(start);
         encode_continue(prefix, last, at as i64)
     });
-    Ok(ListResult { items, revision: at as i64, continue_token, remaining: (more > 0).then_some(more) })
+    Ok(ListResult {
+        items,
+        revision: at as i64,
+        continue_token,
+        remaining: (more > 0).then_some(more),
+    })
 }
 
 #[async_trait]
 impl Storage for EmbeddedStorage {
     async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue, StorageError> {
-        match self.submit(Op::Put { key: key.to_owned(), value, expect: Expect::Absent }).await? {
+        match self
+            .submit(Op::Put {
+                key: key.to_owned(),
+                value,
+                expect: Expect::Absent,
+            })
+            .await?
+        {
             Outcome::Done(kv) => Ok(kv),
-            _ => Err(StorageError::AlreadyExists { key: key.to_owned() }),
+            _ => Err(StorageError::AlreadyExists {
+                key: key.to_owned(),
+            }),
         }
     }
 
     async fn get(&self, key: &str, revision: Option<Revision>) -> Result<KeyValue, StorageError> {
-        let not_found = || StorageError::NotFound { key: key.to_owned() };
+        let not_found = || StorageError::NotFound {
+            key: key.to_owned(),
+        };
         let Some(revision) = revision.filter(|r| *r > 0) else {
             return self.latest(key).await?.ok_or_else(not_found);
         };
@@ -725,7 +875,8 @@ impl Storage for EmbeddedStorage {
         let (start, revision) = list_start(prefix, opts)?;
         let limit = opts.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
         let prefix = prefix.to_owned();
-        self.read(move |db| list_blocking(db, &prefix, &start, revision.map(|r| r as u64), limit)).await
+        self.read(move |db| list_blocking(db, &prefix, &start, revision.map(|r| r as u64), limit))
+            .await
     }
 
     async fn count(&self, prefix: &str) -> Result<i64, StorageError> {
@@ -757,7 +908,11 @@ impl Storage for EmbeddedStorage {
         loop {
             match &state {
                 Some(current) => preconditions.check(current)?,
-                None if !ignore_not_found => return Err(StorageError::NotFound { key: key.to_owned() }),
+                None if !ignore_not_found => {
+                    return Err(StorageError::NotFound {
+                        key: key.to_owned(),
+                    });
+                }
                 None if *preconditions != Preconditions::none() => {
                     return Err(StorageError::Conflict {
                         key: key.to_owned(),
@@ -768,11 +923,21 @@ impl Storage for EmbeddedStorage {
             }
             let value = update(state.as_ref())?;
             if let Some(current) = &state
-                && current.value == value {
-                    return Ok(current.clone());
-                }
-            let expect = state.as_ref().map_or(Expect::Absent, |s| Expect::ModRevision(s.mod_revision as u64));
-            match self.submit(Op::Put { key: key.to_owned(), value, expect }).await? {
+                && current.value == value
+            {
+                return Ok(current.clone());
+            }
+            let expect = state.as_ref().map_or(Expect::Absent, |s| {
+                Expect::ModRevision(s.mod_revision as u64)
+            });
+            match self
+                .submit(Op::Put {
+                    key: key.to_owned(),
+                    value,
+                    expect,
+                })
+                .await?
+            {
                 Outcome::Done(kv) => return Ok(kv),
                 Outcome::Changed(now) => state = now,
                 Outcome::Compacted => return Err(internal("unexpected answer to a write")),
@@ -780,12 +945,23 @@ impl Storage for EmbeddedStorage {
         }
     }
 
-    async fn delete(&self, key: &str, preconditions: &Preconditions) -> Result<KeyValue, StorageError> {
+    async fn delete(
+        &self,
+        key: &str,
+        preconditions: &Preconditions,
+    ) -> Result<KeyValue, StorageError> {
         let mut state = self.latest(key).await?;
         loop {
-            let Some(current) = state else { return Err(StorageError::NotFound { key: key.to_owned() }) };
+            let Some(current) = state else {
+                return Err(StorageError::NotFound {
+                    key: key.to_owned(),
+                });
+            };
             preconditions.check(&current)?;
-            let op = Op::Delete { key: key.to_owned(), mod_revision: current.mod_revision as u64 };
+            let op = Op::Delete {
+                key: key.to_owned(),
+                mod_revision: current.mod_revision as u64,
+            };
             match self.submit(op).await? {
                 Outcome::Done(last) => return Ok(last),
                 Outcome::Changed(now) => state = now,
@@ -825,7 +1001,11 @@ impl Storage for EmbeddedStorage {
     }
 
     async fn compact(&self, revision: Revision) -> Result<(), StorageError> {
-        self.submit(Op::Compact { revision: revision.max(0) as u64 }).await.map(|_| ())
+        self.submit(Op::Compact {
+            revision: revision.max(0) as u64,
+        })
+        .await
+        .map(|_| ())
     }
 }
 
@@ -914,7 +1094,11 @@ impl Watcher {
             }
             self.sent = revision;
             if event.key.starts_with(&self.prefix)
-                && self.events.send(Ok(WatchItem::Event(event.clone()))).await.is_err()
+                && self
+                    .events
+                    .send(Ok(WatchItem::Event(event.clone())))
+                    .await
+                    .is_err()
             {
                 return false;
             }
@@ -929,7 +1113,10 @@ impl Watcher {
 
     /// A handle on the store for one read; fails once the store is closed.
     fn store(&self) -> Result<EmbeddedStorage, StorageError> {
-        self.store.upgrade().map(|inner| EmbeddedStorage { inner }).ok_or_else(closed)
+        self.store
+            .upgrade()
+            .map(|inner| EmbeddedStorage { inner })
+            .ok_or_else(closed)
     }
 
     /// Sends every event committed after `sent`, from the log.
@@ -937,8 +1124,10 @@ impl Watcher {
         let until = self.store()?.current_revision().await? as u64;
         while self.sent < until {
             let (prefix, from) = (self.prefix.clone(), self.sent + 1);
-            let (events, last) =
-                self.store()?.read(move |db| read_log(db, &prefix, from, until, REPLAY_CHUNK)).await?;
+            let (events, last) = self
+                .store()?
+                .read(move |db| read_log(db, &prefix, from, until, REPLAY_CHUNK))
+                .await?;
             for event in events {
                 if self.events.send(Ok(WatchItem::Event(event))).await.is_err() {
                     return Ok(());
@@ -963,8 +1152,20 @@ mod tests {
     fn readable_revisions_are_between_compacted_and_current() {
         assert!(check_readable(5, 10, 3).is_ok());
         assert!(check_readable(3, 10, 3).is_ok());
-        assert!(matches!(check_readable(2, 10, 3), Err(StorageError::TooOld { requested: 2, compacted: 3 })));
-        assert!(matches!(check_readable(11, 10, 3), Err(StorageError::FutureRevision { requested: 11, current: 10 })));
+        assert!(matches!(
+            check_readable(2, 10, 3),
+            Err(StorageError::TooOld {
+                requested: 2,
+                compacted: 3
+            })
+        ));
+        assert!(matches!(
+            check_readable(11, 10, 3),
+            Err(StorageError::FutureRevision {
+                requested: 11,
+                current: 10
+            })
+        ));
     }
 }
 
@@ -986,8 +1187,13 @@ mod store_tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn compaction_keeps_the_state_at_the_compacted_revision() {
         let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedStorage::open_with(&dir.path().join("s.redb"), EmbeddedOptions { compaction_interval: None })
-            .unwrap();
+        let store = EmbeddedStorage::open_with(
+            &dir.path().join("s.redb"),
+            EmbeddedOptions {
+                compaction_interval: None,
+            },
+        )
+        .unwrap();
         let a1 = set(&store, "/r/a", value(1)).await;
         set(&store, "/r/a", value(2)).await;
         let b = set(&store, "/r/b", value(1)).await;
@@ -998,18 +1204,45 @@ mod store_tests {
 
         store.compact(c).await.unwrap();
         // At the compacted revision: a=3, c=1, no b.
-        let at_c = store.list("/r/", &ListOptions { revision: Some(c), ..Default::default() }).await.unwrap();
-        let got: Vec<_> = at_c.items.iter().map(|kv| (kv.key.as_str(), kv.value.clone())).collect();
+        let at_c = store
+            .list(
+                "/r/",
+                &ListOptions {
+                    revision: Some(c),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let got: Vec<_> = at_c
+            .items
+            .iter()
+            .map(|kv| (kv.key.as_str(), kv.value.clone()))
+            .collect();
         assert_eq!(got, vec![("/r/a", value(3)), ("/r/c", value(1))]);
-        assert_eq!(store.get("/r/a", Some(c)).await.unwrap().mod_revision, a3.mod_revision);
+        assert_eq!(
+            store.get("/r/a", Some(c)).await.unwrap().mod_revision,
+            a3.mod_revision
+        );
         assert!(store.get("/r/b", Some(c)).await.unwrap_err().is_not_found());
-        assert!(matches!(store.get("/r/a", Some(a1.mod_revision)).await, Err(StorageError::TooOld { .. })));
-        assert!(matches!(store.get("/r/b", Some(b.mod_revision)).await, Err(StorageError::TooOld { .. })));
+        assert!(matches!(
+            store.get("/r/a", Some(a1.mod_revision)).await,
+            Err(StorageError::TooOld { .. })
+        ));
+        assert!(matches!(
+            store.get("/r/b", Some(b.mod_revision)).await,
+            Err(StorageError::TooOld { .. })
+        ));
 
         // A watch from the compacted revision replays the writes after it, with the previous value.
         let mut watch = store.watch("/r/", c).await.unwrap();
-        let Some(Ok(WatchItem::Event(event))) = watch.next().await else { panic!("no event") };
-        assert_eq!((event.kind, event.value, event.prev_value), (EventKind::Modified, value(4), Some(value(3))));
+        let Some(Ok(WatchItem::Event(event))) = watch.next().await else {
+            panic!("no event")
+        };
+        assert_eq!(
+            (event.kind, event.value, event.prev_value),
+            (EventKind::Modified, value(4), Some(value(3)))
+        );
 
         // The file survives a reopen with the same revisions.
         let current = store.current_revision().await.unwrap();
@@ -1017,6 +1250,9 @@ mod store_tests {
         drop(store);
         let store = EmbeddedStorage::open(&dir.path().join("s.redb")).unwrap();
         assert_eq!(store.current_revision().await.unwrap(), current);
-        assert!(matches!(store.get("/r/a", Some(a1.mod_revision)).await, Err(StorageError::TooOld { .. })));
+        assert!(matches!(
+            store.get("/r/a", Some(a1.mod_revision)).await,
+            Err(StorageError::TooOld { .. })
+        ));
     }
 }

@@ -26,16 +26,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KvClient, Txn, TxnOp, TxnOpResponse,
-    TxnResponse, WatchClient, WatchOptions, WatchRequestSender, WatchResponse, WatchResponseStream,
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KvClient, Txn, TxnOp,
+    TxnOpResponse, TxnResponse, WatchClient, WatchOptions, WatchRequestSender, WatchResponse,
+    WatchResponseStream,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::{
-    Event, EventKind, KeyValue, ListOptions, ListResult, Preconditions, Revision, Storage, StorageError, UpdateFn,
-    WATCH_CHANNEL_CAPACITY, Watch, WatchItem, encode_continue, list_start, prefix_end,
+    Event, EventKind, KeyValue, ListOptions, ListResult, Preconditions, Revision, Storage,
+    StorageError, UpdateFn, WATCH_CHANNEL_CAPACITY, Watch, WatchItem, encode_continue, list_start,
+    prefix_end,
 };
 
 /// How often kube-apiserver compacts by default (`--etcd-compaction-interval`).
@@ -83,7 +85,10 @@ pub struct EtcdConfig {
 impl EtcdConfig {
     /// The given endpoints, compacted every 5 minutes (kube-apiserver's default).
     pub fn new(endpoints: Vec<String>) -> Self {
-        Self { endpoints, compaction_interval: Some(DEFAULT_COMPACTION_INTERVAL) }
+        Self {
+            endpoints,
+            compaction_interval: Some(DEFAULT_COMPACTION_INTERVAL),
+        }
     }
 }
 
@@ -112,7 +117,9 @@ impl EtcdStorage {
     /// not); starts the background compactor if the config asks for one.
     pub async fn connect(config: EtcdConfig) -> Result<EtcdStorage, StorageError> {
         if config.endpoints.is_empty() {
-            return Err(StorageError::Internal("no etcd endpoints configured".to_owned()));
+            return Err(StorageError::Internal(
+                "no etcd endpoints configured".to_owned(),
+            ));
         }
         // The keep-alive matches kube-apiserver's etcd client (30 s interval, 10 s timeout), so
         // that a dead connection under an idle watch is noticed and the watch re-established.
@@ -121,9 +128,15 @@ impl EtcdStorage {
             .with_connect_timeout(Duration::from_secs(5));
         let client = Client::connect(&config.endpoints, Some(options))
             .await
-            .map_err(|e| StorageError::Unavailable(format!("connecting to etcd {:?}: {e}", config.endpoints)))?;
-        let kv = client.kv_client().max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
-        let watch = client.watch_client().max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
+            .map_err(|e| {
+                StorageError::Unavailable(format!("connecting to etcd {:?}: {e}", config.endpoints))
+            })?;
+        let kv = client
+            .kv_client()
+            .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
+        let watch = client
+            .watch_client()
+            .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
 
         let maintenance = client.maintenance_client();
         let status = retry(|| {
@@ -146,7 +159,12 @@ impl EtcdStorage {
         let compacted = Arc::new(AtomicI64::new(0));
         let stop_compactor = config.compaction_interval.map(|interval| {
             let (stop, stopped) = oneshot::channel();
-            tokio::spawn(run_compactor(kv.clone(), interval, compacted.clone(), stopped));
+            tokio::spawn(run_compactor(
+                kv.clone(),
+                interval,
+                compacted.clone(),
+                stopped,
+            ));
             stop
         });
         Ok(EtcdStorage {
@@ -177,7 +195,12 @@ impl EtcdStorage {
     }
 
     /// How many keys `[from, end)` holds at `revision` (the latest when `None`).
-    async fn count_range(&self, from: &[u8], end: &[u8], revision: Option<Revision>) -> Result<i64, StorageError> {
+    async fn count_range(
+        &self,
+        from: &[u8],
+        end: &[u8],
+        revision: Option<Revision>,
+    ) -> Result<i64, StorageError> {
         let mut options = GetOptions::new().with_range(end).with_count_only();
         if let Some(rev) = revision {
             options = options.with_revision(rev);
@@ -194,12 +217,21 @@ impl EtcdStorage {
 
     /// Turns the error of a read at `requested` into a [`StorageError`], finding out the
     /// compacted or the current revision when that is what went wrong.
-    async fn read_error(&self, err: etcd_client::Error, requested: Revision, what: &str) -> StorageError {
+    async fn read_error(
+        &self,
+        err: etcd_client::Error,
+        requested: Revision,
+        what: &str,
+    ) -> StorageError {
         match classify(&err) {
-            ErrorClass::Compacted => StorageError::TooOld { requested, compacted: self.compacted_revision().await },
-            ErrorClass::FutureRevision => {
-                StorageError::FutureRevision { requested, current: self.current_revision().await.unwrap_or_default() }
-            }
+            ErrorClass::Compacted => StorageError::TooOld {
+                requested,
+                compacted: self.compacted_revision().await,
+            },
+            ErrorClass::FutureRevision => StorageError::FutureRevision {
+                requested,
+                current: self.current_revision().await.unwrap_or_default(),
+            },
             _ => unary_error(err, what),
         }
     }
@@ -212,7 +244,9 @@ impl EtcdStorage {
         let mut watch = self.inner.watch.clone();
         let probe = async move {
             let options = WatchOptions::new().with_start_revision(1);
-            let mut stream = watch.watch("\0ferry/compaction-probe", Some(options)).await?;
+            let mut stream = watch
+                .watch("\0ferry/compaction-probe", Some(options))
+                .await?;
             while let Some(resp) = stream.message().await? {
                 if resp.compact_revision() != 0 {
                     return Ok(resp.compact_revision());
@@ -242,20 +276,25 @@ impl Storage for EtcdStorage {
     async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue, StorageError> {
         let resp = retry(|| {
             let mut kv = self.kv();
-            let txn = Txn::new().when([Compare::create_revision(key, CompareOp::Equal, 0)]).and_then([TxnOp::put(
-                key,
-                value.to_vec(),
-                None,
-            )]);
+            let txn = Txn::new()
+                .when([Compare::create_revision(key, CompareOp::Equal, 0)])
+                .and_then([TxnOp::put(key, value.to_vec(), None)]);
             async move { kv.txn(txn).await }
         })
         .await
         .map_err(|e| unary_error(e, "creating a key"))?;
         if !resp.succeeded() {
-            return Err(StorageError::AlreadyExists { key: key.to_owned() });
+            return Err(StorageError::AlreadyExists {
+                key: key.to_owned(),
+            });
         }
         let revision = header_revision(&resp)?;
-        Ok(KeyValue { key: key.to_owned(), value, create_revision: revision, mod_revision: revision })
+        Ok(KeyValue {
+            key: key.to_owned(),
+            value,
+            create_revision: revision,
+            mod_revision: revision,
+        })
     }
 
     async fn get(&self, key: &str, revision: Option<Revision>) -> Result<KeyValue, StorageError> {
@@ -272,9 +311,19 @@ impl Storage for EtcdStorage {
         .await;
         let mut resp = match result {
             Ok(resp) => resp,
-            Err(e) => return Err(self.read_error(e, revision.unwrap_or_default(), "reading a key").await),
+            Err(e) => {
+                return Err(self
+                    .read_error(e, revision.unwrap_or_default(), "reading a key")
+                    .await);
+            }
         };
-        resp.take_kvs().into_iter().next().map(key_value).ok_or_else(|| StorageError::NotFound { key: key.to_owned() })
+        resp.take_kvs()
+            .into_iter()
+            .next()
+            .map(key_value)
+            .ok_or_else(|| StorageError::NotFound {
+                key: key.to_owned(),
+            })
     }
 
     async fn list(&self, prefix: &str, opts: &ListOptions) -> Result<ListResult, StorageError> {
@@ -287,7 +336,9 @@ impl Storage for EtcdStorage {
         let mut page_size = LIST_PAGE_SIZE;
         loop {
             let want = limit.map_or(page_size, |l| (l - items.len()).min(page_size));
-            let mut options = GetOptions::new().with_range(range_end.clone()).with_limit(want as i64);
+            let mut options = GetOptions::new()
+                .with_range(range_end.clone())
+                .with_limit(want as i64);
             if let Some(rev) = revision {
                 options = options.with_revision(rev);
             }
@@ -301,12 +352,19 @@ impl Storage for EtcdStorage {
                 Ok(resp) => resp,
                 Err(e) if classify(&e) == ErrorClass::TooLarge && want > 1 => {
                     // The message held min(want, keys left) keys: count them to size the page.
-                    let left = self.count_range(&from, &range_end, revision).await.unwrap_or(want as i64);
+                    let left = self
+                        .count_range(&from, &range_end, revision)
+                        .await
+                        .unwrap_or(want as i64);
                     page_size = smaller_page(want.min(left.max(1) as usize), reported_length(&e));
                     debug!(prefix, page_size, error = %e, "a list page exceeded the message size limit; reading smaller pages");
                     continue;
                 }
-                Err(e) => return Err(self.read_error(e, revision.unwrap_or_default(), "listing keys").await),
+                Err(e) => {
+                    return Err(self
+                        .read_error(e, revision.unwrap_or_default(), "listing keys")
+                        .await);
+                }
             };
             // The first page of a list at the latest revision fixes the revision of the rest.
             let read_at = *revision.get_or_insert(resp.header().map_or(0, |h| h.revision()));
@@ -314,13 +372,19 @@ impl Storage for EtcdStorage {
             let kvs = resp.take_kvs();
             if kvs.is_empty() && more {
                 return Err(StorageError::Internal(
-                    "no results were found, but etcd indicated there were more values remaining".to_owned(),
+                    "no results were found, but etcd indicated there were more values remaining"
+                        .to_owned(),
                 ));
             }
             let fetched = kvs.len() as i64;
             items.extend(kvs.into_iter().map(key_value));
             if !more {
-                return Ok(ListResult { items, revision: read_at, continue_token: None, remaining: None });
+                return Ok(ListResult {
+                    items,
+                    revision: read_at,
+                    continue_token: None,
+                    remaining: None,
+                });
             }
             if let Some(limit) = limit
                 && items.len() >= limit
@@ -340,7 +404,8 @@ impl Storage for EtcdStorage {
     }
 
     async fn count(&self, prefix: &str) -> Result<i64, StorageError> {
-        self.count_range(prefix.as_bytes(), &range_end(prefix), None).await
+        self.count_range(prefix.as_bytes(), &range_end(prefix), None)
+            .await
     }
 
     async fn guaranteed_update(
@@ -354,7 +419,11 @@ impl Storage for EtcdStorage {
         loop {
             match &current {
                 Some(kv) => preconditions.check(kv)?,
-                None if !ignore_not_found => return Err(StorageError::NotFound { key: key.to_owned() }),
+                None if !ignore_not_found => {
+                    return Err(StorageError::NotFound {
+                        key: key.to_owned(),
+                    });
+                }
                 // As kube-apiserver: the preconditions are checked against an empty object, so a
                 // UID or resourceVersion precondition fails on a missing key.
                 None => preconditions.check(&KeyValue {
@@ -385,15 +454,29 @@ impl Storage for EtcdStorage {
             if resp.succeeded() {
                 let revision = header_revision(&resp)?;
                 let create_revision = current.as_ref().map_or(revision, |kv| kv.create_revision);
-                return Ok(KeyValue { key: key.to_owned(), value, create_revision, mod_revision: revision });
+                return Ok(KeyValue {
+                    key: key.to_owned(),
+                    value,
+                    create_revision,
+                    mod_revision: revision,
+                });
             }
-            debug!(key, "guaranteed update lost a race; retrying with the state etcd returned");
+            debug!(
+                key,
+                "guaranteed update lost a race; retrying with the state etcd returned"
+            );
             current = txn_else_get(&resp);
         }
     }
 
-    async fn delete(&self, key: &str, preconditions: &Preconditions) -> Result<KeyValue, StorageError> {
-        let not_found = || StorageError::NotFound { key: key.to_owned() };
+    async fn delete(
+        &self,
+        key: &str,
+        preconditions: &Preconditions,
+    ) -> Result<KeyValue, StorageError> {
+        let not_found = || StorageError::NotFound {
+            key: key.to_owned(),
+        };
         let mut current = self.get_current(key).await?.ok_or_else(not_found)?;
         loop {
             preconditions.check(&current)?;
@@ -411,7 +494,10 @@ impl Storage for EtcdStorage {
             if resp.succeeded() {
                 return Ok(current);
             }
-            debug!(key, "delete lost a race; retrying with the state etcd returned");
+            debug!(
+                key,
+                "delete lost a race; retrying with the state etcd returned"
+            );
             current = txn_else_get(&resp).ok_or_else(not_found)?;
         }
     }
@@ -419,7 +505,11 @@ impl Storage for EtcdStorage {
     async fn watch(&self, prefix: &str, after: Revision) -> Result<Watch, StorageError> {
         // "From now" is resolved here, before returning, so that every write that completes
         // after `watch()` returns is delivered, however late the etcd watch is established.
-        let start = if after > 0 { after + 1 } else { self.current_revision().await? + 1 };
+        let start = if after > 0 {
+            after + 1
+        } else {
+            self.current_revision().await? + 1
+        };
         let (events_tx, events_rx) = mpsc::channel(WATCH_CHANNEL_CAPACITY);
         let (progress_tx, progress_rx) = mpsc::channel(1);
         let task = WatchTask {
@@ -448,9 +538,9 @@ impl Storage for EtcdStorage {
         })
         .await
         .map_err(|e| unary_error(e, "reading the current revision"))?;
-        resp.header()
-            .map(|h| h.revision())
-            .ok_or_else(|| StorageError::Internal("etcd sent a response without a header".to_owned()))
+        resp.header().map(|h| h.revision()).ok_or_else(|| {
+            StorageError::Internal("etcd sent a response without a header".to_owned())
+        })
     }
 
     async fn compact(&self, revision: Revision) -> Result<(), StorageError> {
@@ -459,10 +549,12 @@ impl Storage for EtcdStorage {
                 self.inner.compacted.fetch_max(revision, Ordering::Relaxed);
                 Ok(())
             }
-            Err(e) if classify(&e) == ErrorClass::FutureRevision => Err(StorageError::FutureRevision {
-                requested: revision,
-                current: self.current_revision().await.unwrap_or_default(),
-            }),
+            Err(e) if classify(&e) == ErrorClass::FutureRevision => {
+                Err(StorageError::FutureRevision {
+                    requested: revision,
+                    current: self.current_revision().await.unwrap_or_default(),
+                })
+            }
             Err(e) => Err(unary_error(e, "compacting")),
         }
     }
@@ -486,7 +578,12 @@ async fn compact_to(kv: &KvClient, revision: Revision) -> Result<(), etcd_client
 /// apiserver wins a transaction on [`COMPACT_REV_KEY`] and compacts to the revision that was
 /// current at the previous interval, so the last interval's history is always kept. Ends when
 /// `stop`'s sender is dropped.
-async fn run_compactor(kv: KvClient, interval: Duration, compacted: Arc<AtomicI64>, mut stop: oneshot::Receiver<()>) {
+async fn run_compactor(
+    kv: KvClient,
+    interval: Duration,
+    compacted: Arc<AtomicI64>,
+    mut stop: oneshot::Receiver<()>,
+) {
     // `compact_time` is the version of COMPACT_REV_KEY this apiserver expects; `revision` the
     // revision observed one interval ago, which the next winner compacts to.
     let (mut compact_time, mut revision) = (0_i64, 0_i64);
@@ -496,7 +593,11 @@ async fn run_compactor(kv: KvClient, interval: Duration, compacted: Arc<AtomicI6
             _ = &mut stop => return,
         }
         let txn = Txn::new()
-            .when([Compare::version(COMPACT_REV_KEY, CompareOp::Equal, compact_time)])
+            .when([Compare::version(
+                COMPACT_REV_KEY,
+                CompareOp::Equal,
+                compact_time,
+            )])
             .and_then([TxnOp::put(COMPACT_REV_KEY, revision.to_string(), None)])
             .or_else([TxnOp::get(COMPACT_REV_KEY, None)]);
         let resp = match retry(|| {
@@ -600,11 +701,17 @@ impl WatchTask {
                 }
                 Some(since) if since.elapsed() > WATCH_RECONNECT_BUDGET => {
                     warn!(prefix = %self.prefix, error = %why, "etcd watch: giving up re-establishing it");
-                    let message = format!("the etcd watch broke and could not be re-established: {why}");
-                    let _ = self.events.send(Err(StorageError::Unavailable(message))).await;
+                    let message =
+                        format!("the etcd watch broke and could not be re-established: {why}");
+                    let _ = self
+                        .events
+                        .send(Err(StorageError::Unavailable(message)))
+                        .await;
                     return;
                 }
-                Some(_) => debug!(prefix = %self.prefix, error = %why, "etcd watch: still re-establishing"),
+                Some(_) => {
+                    debug!(prefix = %self.prefix, error = %why, "etcd watch: still re-establishing")
+                }
             }
             tokio::select! {
                 _ = self.events.closed() => return,
@@ -615,7 +722,11 @@ impl WatchTask {
     }
 
     /// Runs one etcd watch stream until it ends.
-    async fn pump(&mut self, mut sender: WatchRequestSender, mut responses: WatchResponseStream) -> StreamEnd {
+    async fn pump(
+        &mut self,
+        mut sender: WatchRequestSender,
+        mut responses: WatchResponseStream,
+    ) -> StreamEnd {
         let start = self.next_rev;
         let mut watch_id = None::<i64>;
         // Whether the etcd watcher has certainly replayed the history it started in, which
@@ -732,9 +843,18 @@ impl WatchTask {
                     return false;
                 }
             }
-            let converted = convert_event(event.event_type() == EventType::Delete, raw, event.prev_kv().map(RawKv::of));
+            let converted = convert_event(
+                event.event_type() == EventType::Delete,
+                raw,
+                event.prev_kv().map(RawKv::of),
+            );
             let revision = converted.revision;
-            if self.events.send(Ok(WatchItem::Event(converted))).await.is_err() {
+            if self
+                .events
+                .send(Ok(WatchItem::Event(converted)))
+                .await
+                .is_err()
+            {
                 return false;
             }
             self.next_rev = self.next_rev.max(revision + 1);
@@ -799,10 +919,18 @@ fn convert_event(is_delete: bool, kv: RawKv<'_>, prev: Option<RawKv<'_>>) -> Eve
     }
     let added = kv.create_revision == kv.mod_revision;
     Event {
-        kind: if added { EventKind::Added } else { EventKind::Modified },
+        kind: if added {
+            EventKind::Added
+        } else {
+            EventKind::Modified
+        },
         key,
         value: Bytes::copy_from_slice(kv.value),
-        prev_value: if added { None } else { prev.map(|p| Bytes::copy_from_slice(p.value)) },
+        prev_value: if added {
+            None
+        } else {
+            prev.map(|p| Bytes::copy_from_slice(p.value))
+        },
         revision: kv.mod_revision,
     }
 }
@@ -811,7 +939,12 @@ fn convert_event(is_delete: bool, kv: RawKv<'_>, prev: Option<RawKv<'_>>) -> Eve
 fn key_value(kv: etcd_client::KeyValue) -> KeyValue {
     let (create_revision, mod_revision) = (kv.create_revision(), kv.mod_revision());
     let (key, value) = kv.into_key_value();
-    KeyValue { key: key_string(key), value: Bytes::from(value), create_revision, mod_revision }
+    KeyValue {
+        key: key_string(key),
+        value: Bytes::from(value),
+        create_revision,
+        mod_revision,
+    }
 }
 
 /// Keys are written by this process as strings; anything else is shown lossily.
@@ -826,9 +959,9 @@ fn range_end(prefix: &str) -> Vec<u8> {
 }
 
 fn header_revision(resp: &TxnResponse) -> Result<Revision, StorageError> {
-    resp.header()
-        .map(|h| h.revision())
-        .ok_or_else(|| StorageError::Internal("etcd sent a transaction response without a header".to_owned()))
+    resp.header().map(|h| h.revision()).ok_or_else(|| {
+        StorageError::Internal("etcd sent a transaction response without a header".to_owned())
+    })
 }
 
 /// The key read by the `Else(get key)` branch of a failed transaction.
@@ -874,8 +1007,12 @@ mod code {
 
 fn classify(err: &etcd_client::Error) -> ErrorClass {
     match err {
-        etcd_client::Error::GRpcStatus(status) => classify_status(i32::from(status.code()), status.message()),
-        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => ErrorClass::Transient,
+        etcd_client::Error::GRpcStatus(status) => {
+            classify_status(i32::from(status.code()), status.message())
+        }
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => {
+            ErrorClass::Transient
+        }
         _ => ErrorClass::Other,
     }
 }
@@ -923,7 +1060,8 @@ fn classify_status(code: i32, message: &str) -> ErrorClass {
 fn smaller_page(keys: usize, found: Option<usize>) -> usize {
     let smaller = match found {
         Some(found) if found > 0 => {
-            let fits = (keys as u128 * (MAX_DECODING_MESSAGE_SIZE as u128 * 3 / 4) / found as u128) as usize;
+            let fits = (keys as u128 * (MAX_DECODING_MESSAGE_SIZE as u128 * 3 / 4) / found as u128)
+                as usize;
             fits.min(keys / 2)
         }
         _ => keys / 2,
@@ -964,7 +1102,10 @@ where
     let mut delay = RETRY_INITIAL_DELAY;
     loop {
         match op().await {
-            Err(e) if classify(&e) == ErrorClass::Transient && started.elapsed() + delay <= RETRY_BUDGET => {
+            Err(e)
+                if classify(&e) == ErrorClass::Transient
+                    && started.elapsed() + delay <= RETRY_BUDGET =>
+            {
                 debug!(error = %e, retry_in = ?delay, "etcd unavailable; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(RETRY_MAX_DELAY);
@@ -978,8 +1119,14 @@ where
 /// event it covers (etcd-io/etcd#15220, fixed in 3.4.25 and 3.5.8). Older versions can send it
 /// ahead of pending events, so the watch holds it back until the stream settles.
 fn progress_is_ordered(version: &str) -> bool {
-    let mut parts = version.trim().trim_start_matches('v').split(['.', '-', '+']).map(|p| p.parse::<u64>());
-    let (Some(Ok(major)), Some(Ok(minor)), Some(Ok(patch))) = (parts.next(), parts.next(), parts.next()) else {
+    let mut parts = version
+        .trim()
+        .trim_start_matches('v')
+        .split(['.', '-', '+'])
+        .map(|p| p.parse::<u64>());
+    let (Some(Ok(major)), Some(Ok(minor)), Some(Ok(patch))) =
+        (parts.next(), parts.next(), parts.next())
+    else {
         return false;
     };
     match (major, minor) {
@@ -994,25 +1141,46 @@ fn progress_is_ordered(version: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn raw<'a>(key: &'a str, value: &'a str, create_revision: Revision, mod_revision: Revision) -> RawKv<'a> {
-        RawKv { key: key.as_bytes(), value: value.as_bytes(), create_revision, mod_revision }
+    fn raw<'a>(
+        key: &'a str,
+        value: &'a str,
+        create_revision: Revision,
+        mod_revision: Revision,
+    ) -> RawKv<'a> {
+        RawKv {
+            key: key.as_bytes(),
+            value: value.as_bytes(),
+            create_revision,
+            mod_revision,
+        }
     }
 
     #[test]
     fn puts_become_added_or_modified() {
         let added = convert_event(false, raw("/p/a", "v1", 5, 5), None);
         assert_eq!(added.kind, EventKind::Added);
-        assert_eq!((added.key.as_str(), &added.value[..], added.revision), ("/p/a", &b"v1"[..], 5));
+        assert_eq!(
+            (added.key.as_str(), &added.value[..], added.revision),
+            ("/p/a", &b"v1"[..], 5)
+        );
         assert_eq!(added.prev_value, None);
 
-        let modified = convert_event(false, raw("/p/a", "v2", 5, 7), Some(raw("/p/a", "v1", 5, 5)));
+        let modified = convert_event(
+            false,
+            raw("/p/a", "v2", 5, 7),
+            Some(raw("/p/a", "v1", 5, 5)),
+        );
         assert_eq!(modified.kind, EventKind::Modified);
         assert_eq!(&modified.value[..], b"v2");
         assert_eq!(modified.prev_value.as_deref(), Some(&b"v1"[..]));
         assert_eq!(modified.revision, 7);
 
         // A re-creation after a delete is an Added, even when etcd sends a prev_kv.
-        let recreated = convert_event(false, raw("/p/a", "v3", 9, 9), Some(raw("/p/a", "v2", 5, 7)));
+        let recreated = convert_event(
+            false,
+            raw("/p/a", "v3", 9, 9),
+            Some(raw("/p/a", "v2", 5, 7)),
+        );
         assert_eq!(recreated.kind, EventKind::Added);
         assert_eq!(recreated.prev_value, None);
     }
@@ -1038,25 +1206,52 @@ mod tests {
             ErrorClass::Compacted
         );
         assert_eq!(
-            classify_status(11, "etcdserver: mvcc: required revision is a future revision"),
+            classify_status(
+                11,
+                "etcdserver: mvcc: required revision is a future revision"
+            ),
             ErrorClass::FutureRevision
         );
         // tonic's own "message too large" shares etcd's OutOfRange code but is not a compaction.
         assert_eq!(
-            classify_status(11, "Error, decoded message length too large: found 5 bytes, the limit is: 4 bytes"),
+            classify_status(
+                11,
+                "Error, decoded message length too large: found 5 bytes, the limit is: 4 bytes"
+            ),
             ErrorClass::TooLarge
         );
-        assert_eq!(classify_status(14, "etcdserver: leader changed"), ErrorClass::Transient);
-        assert_eq!(classify_status(14, "tcp connect error: Connection refused"), ErrorClass::Transient);
-        assert_eq!(classify_status(4, "context deadline exceeded"), ErrorClass::Transient);
-        assert_eq!(classify_status(8, "etcdserver: too many requests"), ErrorClass::Transient);
-        assert_eq!(classify_status(8, "grpc: received message larger than max"), ErrorClass::Other);
+        assert_eq!(
+            classify_status(14, "etcdserver: leader changed"),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            classify_status(14, "tcp connect error: Connection refused"),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            classify_status(4, "context deadline exceeded"),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            classify_status(8, "etcdserver: too many requests"),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            classify_status(8, "grpc: received message larger than max"),
+            ErrorClass::Other
+        );
         assert_eq!(
             classify_status(2, "h2 protocol error: error reading a body from connection"),
             ErrorClass::Transient
         );
-        assert_eq!(classify_status(3, "etcdserver: key is not provided"), ErrorClass::Other);
-        assert_eq!(classify_status(2, "etcdserver: request is too large"), ErrorClass::Other);
+        assert_eq!(
+            classify_status(3, "etcdserver: key is not provided"),
+            ErrorClass::Other
+        );
+        assert_eq!(
+            classify_status(2, "etcdserver: request is too large"),
+            ErrorClass::Other
+        );
     }
 
     #[test]

@@ -12,8 +12,8 @@
 //! Both backends are checked by one conformance suite (`tests/tests/storage_conformance.rs`).
 
 // The backends' `pub mod` lines are added as each one lands.
-pub mod etcd;
 pub mod embedded;
+pub mod etcd;
 
 use std::fmt;
 
@@ -79,15 +79,16 @@ impl Preconditions {
             }
         }
         if let Some(want) = self.resource_version
-            && want != current.mod_revision {
-                return Err(StorageError::Conflict {
-                    key: current.key.clone(),
-                    message: format!(
-                        "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {}",
-                        current.mod_revision
-                    ),
-                });
-            }
+            && want != current.mod_revision
+        {
+            return Err(StorageError::Conflict {
+                key: current.key.clone(),
+                message: format!(
+                    "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {}",
+                    current.mod_revision
+                ),
+            });
+        }
         Ok(())
     }
 }
@@ -222,10 +223,16 @@ pub enum StorageError {
     Conflict { key: String, message: String },
     /// The revision asked for has been compacted away. Becomes 410 Gone.
     #[error("revision {requested} is too old: the store is compacted up to revision {compacted}")]
-    TooOld { requested: Revision, compacted: Revision },
+    TooOld {
+        requested: Revision,
+        compacted: Revision,
+    },
     /// The revision asked for is newer than the store's current revision.
     #[error("revision {requested} is in the future: the store is at revision {current}")]
-    FutureRevision { requested: Revision, current: Revision },
+    FutureRevision {
+        requested: Revision,
+        current: Revision,
+    },
     /// A continue token that cannot be decoded or does not belong to this list.
     #[error("continue key is not valid: {0}")]
     InvalidContinue(String),
@@ -283,7 +290,11 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<KeyValue, StorageError>;
 
     /// Deletes `key` if `preconditions` hold and returns its last state.
-    async fn delete(&self, key: &str, preconditions: &Preconditions) -> Result<KeyValue, StorageError>;
+    async fn delete(
+        &self,
+        key: &str,
+        preconditions: &Preconditions,
+    ) -> Result<KeyValue, StorageError>;
 
     /// Watches every key under `prefix` for changes after revision `after` (0: from now).
     async fn watch(&self, prefix: &str, after: Revision) -> Result<Watch, StorageError>;
@@ -310,13 +321,20 @@ const CONTINUE_VERSION: &str = "meta.k8s.io/v1";
 /// Encodes the token that resumes a list of `prefix` after `last_key`, at `revision`.
 pub(crate) fn encode_continue(prefix: &str, last_key: &str, revision: Revision) -> String {
     let start = format!("{}\0", last_key.strip_prefix(prefix).unwrap_or(last_key));
-    let token = ContinueToken { v: CONTINUE_VERSION.to_owned(), rv: revision, start };
+    let token = ContinueToken {
+        v: CONTINUE_VERSION.to_owned(),
+        rv: revision,
+        start,
+    };
     let json = serde_json::to_vec(&token).expect("a continue token always serializes");
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
 }
 
 /// Decodes a continue token for a list of `prefix`: the key to start from and the revision.
-pub(crate) fn decode_continue(prefix: &str, token: &str) -> Result<(String, Revision), StorageError> {
+pub(crate) fn decode_continue(
+    prefix: &str,
+    token: &str,
+) -> Result<(String, Revision), StorageError> {
     let invalid = |why: &str| StorageError::InvalidContinue(why.to_owned());
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token.trim_end_matches('='))
@@ -324,20 +342,33 @@ pub(crate) fn decode_continue(prefix: &str, token: &str) -> Result<(String, Revi
     let token: ContinueToken =
         serde_json::from_slice(&raw).map_err(|_| invalid("not a continue token"))?;
     if token.v != CONTINUE_VERSION {
-        return Err(invalid(&format!("server does not recognize this encoded key version {:?}", token.v)));
+        return Err(invalid(&format!(
+            "server does not recognize this encoded key version {:?}",
+            token.v
+        )));
     }
     if token.rv <= 0 {
-        return Err(invalid("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"));
+        return Err(invalid(
+            "incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        ));
     }
-    if token.start.is_empty() || token.start.starts_with('/') || token.start.split('/').any(|s| s == "..") {
-        return Err(invalid("the start key may not be empty, absolute or contain '..'"));
+    if token.start.is_empty()
+        || token.start.starts_with('/')
+        || token.start.split('/').any(|s| s == "..")
+    {
+        return Err(invalid(
+            "the start key may not be empty, absolute or contain '..'",
+        ));
     }
     Ok((format!("{prefix}{}", token.start), token.rv))
 }
 
 /// The resolved start of a list: the first key to read and the revision to read at (`None`:
 /// the latest).
-pub(crate) fn list_start(prefix: &str, opts: &ListOptions) -> Result<(String, Option<Revision>), StorageError> {
+pub(crate) fn list_start(
+    prefix: &str,
+    opts: &ListOptions,
+) -> Result<(String, Option<Revision>), StorageError> {
     match &opts.continue_token {
         Some(token) => {
             if opts.revision.is_some() {
@@ -372,7 +403,9 @@ mod tests {
     #[test]
     fn continue_token_round_trips_in_kubernetes_format() {
         let token = encode_continue("/registry/pods/", "/registry/pods/default/web-1", 42);
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&token).unwrap();
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&token)
+            .unwrap();
         assert_eq!(
             std::str::from_utf8(&raw).unwrap(),
             r#"{"v":"meta.k8s.io/v1","rv":42,"start":"default/web-1\u0000"}"#
@@ -395,14 +428,20 @@ mod tests {
         ];
         for token in cases {
             let err = decode_continue("/registry/pods/", &token).unwrap_err();
-            assert!(matches!(err, StorageError::InvalidContinue(_)), "{token}: {err}");
+            assert!(
+                matches!(err, StorageError::InvalidContinue(_)),
+                "{token}: {err}"
+            );
         }
         let opts = ListOptions {
             revision: Some(3),
             continue_token: Some(encode_continue("/p/", "/p/a", 3)),
             ..Default::default()
         };
-        assert!(matches!(list_start("/p/", &opts), Err(StorageError::InvalidContinue(_))));
+        assert!(matches!(
+            list_start("/p/", &opts),
+            Err(StorageError::InvalidContinue(_))
+        ));
     }
 
     #[test]
@@ -414,12 +453,28 @@ mod tests {
             mod_revision: 7,
         };
         assert!(Preconditions::none().check(&kv).is_ok());
-        assert!(Preconditions { uid: Some("u-1".into()), resource_version: Some(7) }.check(&kv).is_ok());
+        assert!(
+            Preconditions {
+                uid: Some("u-1".into()),
+                resource_version: Some(7)
+            }
+            .check(&kv)
+            .is_ok()
+        );
         for p in [
-            Preconditions { uid: Some("u-2".into()), resource_version: None },
-            Preconditions { uid: None, resource_version: Some(6) },
+            Preconditions {
+                uid: Some("u-2".into()),
+                resource_version: None,
+            },
+            Preconditions {
+                uid: None,
+                resource_version: Some(6),
+            },
         ] {
-            assert!(matches!(p.check(&kv), Err(StorageError::Conflict { .. })), "{p:?}");
+            assert!(
+                matches!(p.check(&kv), Err(StorageError::Conflict { .. })),
+                "{p:?}"
+            );
         }
     }
 

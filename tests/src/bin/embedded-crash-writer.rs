@@ -28,12 +28,18 @@ const TASKS: usize = 16;
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args_os().skip(1);
-    let path = PathBuf::from(args.next().context("usage: embedded-crash-writer STORE [RUN]")?);
+    let path = PathBuf::from(
+        args.next()
+            .context("usage: embedded-crash-writer STORE [RUN]")?,
+    );
     let run = match args.next() {
-        Some(run) => run.into_string().map_err(|_| anyhow!("RUN must be UTF-8"))?,
+        Some(run) => run
+            .into_string()
+            .map_err(|_| anyhow!("RUN must be UTF-8"))?,
         None => std::process::id().to_string(),
     };
-    let store = EmbeddedStorage::open(&path).with_context(|| format!("open the embedded store {}", path.display()))?;
+    let store = EmbeddedStorage::open(&path)
+        .with_context(|| format!("open the embedded store {}", path.display()))?;
     let store: Arc<dyn Storage> = Arc::new(store);
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -51,14 +57,21 @@ async fn write_forever(store: Arc<dyn Storage>, run: String, task: usize) -> any
     let counter = format!("{COUNTERS}{task:02}");
     for i in 0u64.. {
         let key = format!("{OBJECTS}{run}-{task:02}-{i:06}");
-        let created = store.create(&key, Bytes::from(object_value(&key))).await.with_context(|| format!("create {key}"))?;
-        ack(&Ack::Create { key, rev: created.mod_revision })?;
+        let created = store
+            .create(&key, Bytes::from(object_value(&key)))
+            .await
+            .with_context(|| format!("create {key}"))?;
+        ack(&Ack::Create {
+            key,
+            rev: created.mod_revision,
+        })?;
 
         let mut increment = |current: Option<&KeyValue>| {
             let n = match current {
                 None => 0,
-                Some(kv) => parse_counter(&kv.value)
-                    .ok_or_else(|| StorageError::Internal(format!("counter {} holds no number: {kv:?}", kv.key)))?,
+                Some(kv) => parse_counter(&kv.value).ok_or_else(|| {
+                    StorageError::Internal(format!("counter {} holds no number: {kv:?}", kv.key))
+                })?,
             };
             Ok(Bytes::from(counter_value(n + 1)))
         };
@@ -66,8 +79,13 @@ async fn write_forever(store: Arc<dyn Storage>, run: String, task: usize) -> any
             .guaranteed_update(&counter, &Preconditions::none(), true, &mut increment)
             .await
             .with_context(|| format!("increment {counter}"))?;
-        let value = parse_counter(&updated.value).with_context(|| format!("{counter} returned {updated:?}"))?;
-        ack(&Ack::Counter { key: counter.clone(), value, rev: updated.mod_revision })?;
+        let value = parse_counter(&updated.value)
+            .with_context(|| format!("{counter} returned {updated:?}"))?;
+        ack(&Ack::Counter {
+            key: counter.clone(),
+            value,
+            rev: updated.mod_revision,
+        })?;
     }
     Ok(())
 }
