@@ -95,7 +95,7 @@ pub async fn dispatch(
         (Verb::Create, Some("eviction"), Some(name)) => {
             ctx.evict(name, &parts.headers, &body).await
         }
-        (Verb::Update, sub @ (None | Some("status")), Some(name)) => {
+        (Verb::Update, sub @ (None | Some("status") | Some("finalize")), Some(name)) => {
             ctx.update(name, sub, &parts.headers, &body).await
         }
         (Verb::Update, Some("scale"), Some(name)) => {
@@ -632,6 +632,10 @@ impl Ctx<'_> {
         Err(ApiError::already_exists(&self.qr(), "(generated name)"))
     }
 
+    fn is_namespace(&self) -> bool {
+        self.info.group.is_empty() && self.info.resource == "namespaces"
+    }
+
     fn is_service(&self) -> bool {
         self.info.group.is_empty() && self.info.resource == "services"
     }
@@ -693,7 +697,14 @@ impl Ctx<'_> {
             .pointer("/metadata/finalizers")
             .and_then(Value::as_array)
             .is_some_and(|f| !f.is_empty());
-        if deleting && !finalizers {
+        // A namespace also waits for its spec.finalizers (the namespace controller empties the
+        // namespace, then removes `kubernetes` through /finalize).
+        let namespace_finalizers = self.is_namespace()
+            && obj
+                .pointer("/spec/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty());
+        if deleting && !finalizers && !namespace_finalizers {
             let pre = Preconditions {
                 uid: None,
                 resource_version: Some(kv.mod_revision),
