@@ -155,7 +155,7 @@ impl Stream {
                     Some(Ok(WatchItem::Event(event))) => ok = self.event(event).await,
                     Some(Ok(WatchItem::Progress(revision))) => {
                         if bookmarks {
-                            let bookmark = json!({"kind": self.info.kind, "apiVersion": self.info.api_version(), "metadata": {"resourceVersion": revision.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}});
+                            let bookmark = json!({"kind": self.info.kind, "apiVersion": self.info.api_version(), "metadata": {"resourceVersion": revision.to_string()}});
                             ok = self.line("BOOKMARK", bookmark).await;
                         }
                     }
