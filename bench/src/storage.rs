@@ -40,7 +40,9 @@ use apiserver::storage::embedded::EmbeddedStorage;
 use apiserver::storage::etcd::{EtcdConfig, EtcdStorage};
 use apiserver::storage::{KeyValue, Preconditions, Storage, StorageError, UpdateResult};
 use bytes::Bytes;
-use etcd_client::{Client, CompactionOptions, Compare, CompareOp, DeleteOptions, KvClient, Txn, TxnOp};
+use etcd_client::{
+    Client, CompactionOptions, Compare, CompareOp, DeleteOptions, KvClient, Txn, TxnOp,
+};
 use tests::etcd::EtcdServer;
 
 /// The "many writers" concurrency.
@@ -76,8 +78,13 @@ fn parse_args() -> Result<Args> {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut number = |name: &str| -> Result<usize> {
-            let value = args.next().with_context(|| format!("{name} needs a value"))?;
-            let n: usize = value.replace(['_', ','], "").parse().with_context(|| format!("{name} {value:?}"))?;
+            let value = args
+                .next()
+                .with_context(|| format!("{name} needs a value"))?;
+            let n: usize = value
+                .replace(['_', ','], "")
+                .parse()
+                .with_context(|| format!("{name} {value:?}"))?;
             ensure!(n > 0, "{name} must be at least 1");
             Ok(n)
         };
@@ -97,7 +104,11 @@ fn parse_args() -> Result<Args> {
     let runs = runs.unwrap_or(default_runs);
     let ops_many = ops_many.unwrap_or(default_ops);
     let ops_single = ops_single.unwrap_or((ops_many / 10).max(1));
-    Ok(Args { runs, ops_many, ops_single })
+    Ok(Args {
+        runs,
+        ops_many,
+        ops_single,
+    })
 }
 
 fn main() -> Result<()> {
@@ -106,7 +117,9 @@ fn main() -> Result<()> {
     let load_before = read_trimmed("/proc/loadavg");
     eprintln!("storage-bench: starting etcd");
     let etcd = EtcdServer::start();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let results = runtime.block_on(bench(&args, etcd.endpoint()))?;
     drop(runtime);
     drop(etcd);
@@ -170,15 +183,26 @@ struct Results {
 impl Results {
     fn record(&mut self, workload: Workload, writers: usize, ops_per_sec: f64) {
         let tag = if self.warmup { " (warmup)" } else { "" };
-        eprintln!("  {:<32} {writers:>2} writers: {:>9}/s{tag}", workload.label(), thousands(ops_per_sec));
-        match self.samples.iter_mut().find(|(w, n, _)| *w == workload && *n == writers) {
+        eprintln!(
+            "  {:<32} {writers:>2} writers: {:>9}/s{tag}",
+            workload.label(),
+            thousands(ops_per_sec)
+        );
+        match self
+            .samples
+            .iter_mut()
+            .find(|(w, n, _)| *w == workload && *n == writers)
+        {
             Some((_, _, samples)) => samples.push(ops_per_sec),
             None => self.samples.push((workload, writers, vec![ops_per_sec])),
         }
     }
 
     fn get(&self, workload: Workload, writers: usize) -> Option<Stats> {
-        let (_, _, samples) = self.samples.iter().find(|(w, n, _)| *w == workload && *n == writers)?;
+        let (_, _, samples) = self
+            .samples
+            .iter()
+            .find(|(w, n, _)| *w == workload && *n == writers)?;
         Stats::of(samples)
     }
 }
@@ -199,7 +223,11 @@ impl Stats {
             _ if n % 2 == 1 => sorted[n / 2],
             _ => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
         };
-        Some(Stats { median, min: sorted[0], max: sorted[n - 1] })
+        Some(Stats {
+            median,
+            min: sorted[0],
+            max: sorted[n - 1],
+        })
     }
 }
 
@@ -221,9 +249,20 @@ impl Namespaces {
         let namespace = format!("bench-{}", self.0);
         let names: Vec<String> = (0..n).map(|i| format!("pod-{i}")).collect();
         Arc::new(Batch {
-            keys: names.iter().map(|name| format!("/registry/pods/{namespace}/{name}")).collect(),
-            created: names.iter().enumerate().map(|(i, name)| pod(&namespace, name, i, false)).collect(),
-            updated: names.iter().enumerate().map(|(i, name)| pod(&namespace, name, i, true)).collect(),
+            keys: names
+                .iter()
+                .map(|name| format!("/registry/pods/{namespace}/{name}"))
+                .collect(),
+            created: names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| pod(&namespace, name, i, false))
+                .collect(),
+            updated: names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| pod(&namespace, name, i, true))
+                .collect(),
         })
     }
 }
@@ -317,7 +356,13 @@ where
 
 /// The raw etcd baseline: puts, then creates (create-txn), then updates of the created keys
 /// (update-txn), each on fresh keys.
-async fn run_raw(kv: &KvClient, ns: &mut Namespaces, writers: usize, ops: usize, results: &mut Results) -> Result<()> {
+async fn run_raw(
+    kv: &KvClient,
+    ns: &mut Namespaces,
+    writers: usize,
+    ops: usize,
+    results: &mut Results,
+) -> Result<()> {
     let puts = ns.batch(ops);
     let kv2 = kv.clone();
     let rate = drive(writers, ops, move |i| {
@@ -334,14 +379,25 @@ async fn run_raw(kv: &KvClient, ns: &mut Namespaces, writers: usize, ops: usize,
     let revisions: Arc<Vec<AtomicI64>> = Arc::new((0..ops).map(|_| AtomicI64::new(0)).collect());
     let (kv2, b, revs) = (kv.clone(), batch.clone(), revisions.clone());
     let rate = drive(writers, ops, move |i| {
-        let (mut kv, key, value, revs) = (kv2.clone(), b.keys[i].clone(), b.created[i].clone(), revs.clone());
+        let (mut kv, key, value, revs) = (
+            kv2.clone(),
+            b.keys[i].clone(),
+            b.created[i].clone(),
+            revs.clone(),
+        );
         async move {
             let txn = Txn::new()
                 .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
                 .and_then([TxnOp::put(key, value, None)]);
             let response = kv.txn(txn).await?;
-            ensure!(response.succeeded(), "create-txn found the key already there");
-            revs[i].store(response.header().context("no response header")?.revision(), Ordering::Relaxed);
+            ensure!(
+                response.succeeded(),
+                "create-txn found the key already there"
+            );
+            revs[i].store(
+                response.header().context("no response header")?.revision(),
+                Ordering::Relaxed,
+            );
             Ok(())
         }
     })
@@ -354,9 +410,16 @@ async fn run_raw(kv: &KvClient, ns: &mut Namespaces, writers: usize, ops: usize,
         let revision = revisions[i].load(Ordering::Relaxed);
         async move {
             let txn = Txn::new()
-                .when([Compare::mod_revision(key.clone(), CompareOp::Equal, revision)])
+                .when([Compare::mod_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    revision,
+                )])
                 .and_then([TxnOp::put(key, value, None)]);
-            ensure!(kv.txn(txn).await?.succeeded(), "update-txn found the key modified");
+            ensure!(
+                kv.txn(txn).await?.succeeded(),
+                "update-txn found the key modified"
+            );
             Ok(())
         }
     })
@@ -385,9 +448,16 @@ async fn run_storage(
     })
     .await?;
     results.record(create, writers, rate);
-    let prefix = batch.keys[0].rsplit_once('/').map(|(dir, _)| format!("{dir}/")).unwrap_or_default();
+    let prefix = batch.keys[0]
+        .rsplit_once('/')
+        .map(|(dir, _)| format!("{dir}/"))
+        .unwrap_or_default();
     let count = storage.count(&prefix).await?;
-    ensure!(count == ops as i64, "{} wrote {count} keys under {prefix}, not {ops}", create.label());
+    ensure!(
+        count == ops as i64,
+        "{} wrote {count} keys under {prefix}, not {ops}",
+        create.label()
+    );
 
     let s = storage.clone();
     let rate = drive(writers, ops, move |i| {
@@ -397,11 +467,18 @@ async fn run_storage(
             let mut update = move |current: Option<&KeyValue>| -> UpdateResult {
                 match current {
                     Some(_) => Ok(new.clone()),
-                    None => Err(StorageError::Internal("the key to update is missing".into())),
+                    None => Err(StorageError::Internal(
+                        "the key to update is missing".into(),
+                    )),
                 }
             };
-            let stored = s.guaranteed_update(&key, &Preconditions::none(), false, &mut update).await?;
-            ensure!(stored.value == value, "guaranteed_update did not store the new value");
+            let stored = s
+                .guaranteed_update(&key, &Preconditions::none(), false, &mut update)
+                .await?;
+            ensure!(
+                stored.value == value,
+                "guaranteed_update did not store the new value"
+            );
             Ok(())
         }
     })
@@ -411,40 +488,90 @@ async fn run_storage(
 }
 
 async fn bench(args: &Args, endpoint: &str) -> Result<Results> {
-    let mut client = Client::connect([endpoint], None).await.context("connect to etcd")?;
+    let mut client = Client::connect([endpoint], None)
+        .await
+        .context("connect to etcd")?;
     let kv = client.kv_client();
     let mut config = EtcdConfig::new(vec![endpoint.to_owned()]);
     config.compaction_interval = None; // the bench compacts between rounds itself
-    let etcd_backend: Arc<dyn Storage> = Arc::new(EtcdStorage::connect(config).await.context("EtcdStorage::connect")?);
+    let etcd_backend: Arc<dyn Storage> = Arc::new(
+        EtcdStorage::connect(config)
+            .await
+            .context("EtcdStorage::connect")?,
+    );
     let mut ns = Namespaces(0);
     let mut results = Results::default();
 
     // Warm up connections and etcd (not recorded).
     let warmup = args.ops_many.min(1_000);
-    let mut scratch = Results { warmup: true, ..Results::default() };
+    let mut scratch = Results {
+        warmup: true,
+        ..Results::default()
+    };
     eprintln!("warmup ({warmup} operations each, not recorded)");
     run_raw(&kv, &mut ns, MANY, warmup, &mut scratch).await?;
-    run_storage(&etcd_backend, [Workload::EtcdCreate, Workload::EtcdUpdate], &mut ns, MANY, warmup, &mut scratch)
-        .await?;
+    run_storage(
+        &etcd_backend,
+        [Workload::EtcdCreate, Workload::EtcdUpdate],
+        &mut ns,
+        MANY,
+        warmup,
+        &mut scratch,
+    )
+    .await?;
     reset_etcd(&mut client).await?;
 
     for round in 0..args.runs {
         eprintln!("round {}/{}", round + 1, args.runs);
-        let dir = tempfile::Builder::new().prefix("ferry-bench-embedded-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("ferry-bench-embedded-")
+            .tempdir()?;
         let embedded: Arc<dyn Storage> = Arc::new(open_embedded(&dir.path().join("ferry.redb"))?);
         let embedded_workloads = [Workload::EmbeddedCreate, Workload::EmbeddedUpdate];
         let etcd_workloads = [Workload::EtcdCreate, Workload::EtcdUpdate];
         // Warm the fresh file up a little, as the etcd side was.
-        run_storage(&embedded, embedded_workloads, &mut ns, MANY, warmup.min(200), &mut scratch).await?;
+        run_storage(
+            &embedded,
+            embedded_workloads,
+            &mut ns,
+            MANY,
+            warmup.min(200),
+            &mut scratch,
+        )
+        .await?;
         for (writers, ops) in [(MANY, args.ops_many), (1, args.ops_single)] {
             if round % 2 == 0 {
                 run_raw(&kv, &mut ns, writers, ops, &mut results).await?;
-                run_storage(&etcd_backend, etcd_workloads, &mut ns, writers, ops, &mut results).await?;
+                run_storage(
+                    &etcd_backend,
+                    etcd_workloads,
+                    &mut ns,
+                    writers,
+                    ops,
+                    &mut results,
+                )
+                .await?;
             } else {
-                run_storage(&etcd_backend, etcd_workloads, &mut ns, writers, ops, &mut results).await?;
+                run_storage(
+                    &etcd_backend,
+                    etcd_workloads,
+                    &mut ns,
+                    writers,
+                    ops,
+                    &mut results,
+                )
+                .await?;
                 run_raw(&kv, &mut ns, writers, ops, &mut results).await?;
             }
-            run_storage(&embedded, embedded_workloads, &mut ns, writers, ops, &mut results).await?;
+            run_storage(
+                &embedded,
+                embedded_workloads,
+                &mut ns,
+                writers,
+                ops,
+                &mut results,
+            )
+            .await?;
         }
         drop(embedded);
         reset_etcd(&mut client).await?;
@@ -453,27 +580,42 @@ async fn bench(args: &Args, endpoint: &str) -> Result<Results> {
 }
 
 fn open_embedded(path: &Path) -> Result<EmbeddedStorage> {
-    EmbeddedStorage::open(path).with_context(|| format!("EmbeddedStorage::open({})", path.display()))
+    EmbeddedStorage::open(path)
+        .with_context(|| format!("EmbeddedStorage::open({})", path.display()))
 }
 
 /// Deletes every benchmark key and compacts etcd's history away, so the next round starts from
 /// the same state.
 async fn reset_etcd(client: &mut Client) -> Result<()> {
-    let deleted = client.delete(BENCH_PREFIX, Some(DeleteOptions::new().with_prefix())).await?;
+    let deleted = client
+        .delete(BENCH_PREFIX, Some(DeleteOptions::new().with_prefix()))
+        .await?;
     let revision = deleted.header().context("no response header")?.revision();
-    client.compact(revision, Some(CompactionOptions::new().with_physical())).await?;
+    client
+        .compact(revision, Some(CompactionOptions::new().with_physical()))
+        .await?;
     Ok(())
 }
 
 fn report(args: &Args, results: &Results, elapsed_secs: f64, load: &[Option<String>; 2]) {
     println!("# Ferry storage benchmark\n");
     println!("## Machine\n");
-    println!("- nproc: {}", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "- nproc: {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     println!("- CPU: {}", cpu_model().unwrap_or_else(|| "unknown".into()));
-    println!("- kernel: {}", read_trimmed("/proc/sys/kernel/osrelease").unwrap_or_else(|| "unknown".into()));
+    println!(
+        "- kernel: {}",
+        read_trimmed("/proc/sys/kernel/osrelease").unwrap_or_else(|| "unknown".into())
+    );
     println!("- etcd: {}", etcd_version());
     let tmp = std::env::temp_dir();
-    println!("- data (etcd and embedded): {} ({})", tmp.display(), filesystem_of(&tmp).unwrap_or_else(|| "unknown filesystem".into()));
+    println!(
+        "- data (etcd and embedded): {} ({})",
+        tmp.display(),
+        filesystem_of(&tmp).unwrap_or_else(|| "unknown filesystem".into())
+    );
     println!(
         "- runs: {} per measurement; {} operations per run with {MANY} writers, {} with 1; values ~{} bytes",
         args.runs,
@@ -483,7 +625,9 @@ fn report(args: &Args, results: &Results, elapsed_secs: f64, load: &[Option<Stri
     );
     // Anything else using the CPU or the disk skews the numbers: the load average shows it.
     let loadavg = |l: &Option<String>| {
-        l.as_deref().map_or("unknown".to_owned(), |l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        l.as_deref().map_or("unknown".to_owned(), |l| {
+            l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        })
     };
     println!(
         "- load average (1/5/15 min): {} before, {} after (should be well below nproc: the bench \
@@ -498,11 +642,16 @@ fn report(args: &Args, results: &Results, elapsed_secs: f64, load: &[Option<Stri
     println!("|---|--:|--:|--:|--:|--:|");
     for writers in [MANY, 1] {
         for workload in Workload::ALL {
-            let Some(stats) = results.get(workload, writers) else { continue };
+            let Some(stats) = results.get(workload, writers) else {
+                continue;
+            };
             let ratio = workload
                 .baseline()
                 .and_then(|base| results.get(base, writers))
-                .map_or_else(|| "—".to_owned(), |base| format!("{:.2}×", stats.median / base.median));
+                .map_or_else(
+                    || "—".to_owned(),
+                    |base| format!("{:.2}×", stats.median / base.median),
+                );
             println!(
                 "| {} | {writers} | {} | {} | {} | {ratio} |",
                 workload.label(),
@@ -531,7 +680,11 @@ fn report(args: &Args, results: &Results, elapsed_secs: f64, load: &[Option<Stri
                 "{}/s vs {}/s = {:.0}%",
                 thousands(etcd_creates),
                 thousands(raw_creates),
-                if raw_creates > 0.0 { 100.0 * etcd_creates / raw_creates } else { 0.0 }
+                if raw_creates > 0.0 {
+                    100.0 * etcd_creates / raw_creates
+                } else {
+                    0.0
+                }
             ),
         ),
         (
@@ -550,7 +703,10 @@ fn report(args: &Args, results: &Results, elapsed_secs: f64, load: &[Option<Stri
     }
     if failed > 0 {
         println!("\n**{failed} of {} targets FAILED.**", checks.len());
-        eprintln!("storage-bench: {failed} of {} targets FAILED (see the report)", checks.len());
+        eprintln!(
+            "storage-bench: {failed} of {} targets FAILED (see the report)",
+            checks.len()
+        );
     } else {
         println!("\nAll {} targets met.", checks.len());
     }
@@ -570,7 +726,9 @@ fn thousands(value: f64) -> String {
 }
 
 fn read_trimmed(path: &str) -> Option<String> {
-    std::fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_owned())
 }
 
 fn cpu_model() -> Option<String> {
@@ -586,7 +744,12 @@ fn cpu_model() -> Option<String> {
 fn etcd_version() -> String {
     let binary = std::env::var_os("ETCD_BIN").unwrap_or_else(|| "etcd".into());
     match Command::new(&binary).arg("--version").output() {
-        Ok(output) => String::from_utf8_lossy(&output.stdout).lines().next().unwrap_or("unknown").trim().to_owned(),
+        Ok(output) => String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .next()
+            .unwrap_or("unknown")
+            .trim()
+            .to_owned(),
         Err(e) => format!("unknown ({e})"),
     }
 }
@@ -600,7 +763,12 @@ fn filesystem_of(path: &Path) -> Option<String> {
         .filter_map(|line| {
             let mut fields = line.split_whitespace();
             let (device, mount, fstype) = (fields.next()?, fields.next()?, fields.next()?);
-            path.starts_with(mount).then(|| (mount.len(), format!("{fstype} on {device}, mounted at {mount}")))
+            path.starts_with(mount).then(|| {
+                (
+                    mount.len(),
+                    format!("{fstype} on {device}, mounted at {mount}"),
+                )
+            })
         })
         .max_by_key(|(len, _)| *len)
         .map(|(_, description)| description)
