@@ -254,6 +254,40 @@ fn random_suffix() -> String {
         .collect()
 }
 
+/// Namespaces recently seen active, so that creates need not read their namespace from the
+/// store every time. Kubernetes' NamespaceLifecycle admission answers from an informer cache,
+/// which lags the same way; entries expire after [`NamespaceCache::TTL`], and a namespace this
+/// server deletes is forgotten at once.
+#[derive(Default)]
+pub struct NamespaceCache {
+    seen: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+impl NamespaceCache {
+    pub const TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+    fn recently_active(&self, ns: &str) -> bool {
+        self.seen
+            .lock()
+            .is_ok_and(|seen| seen.get(ns).is_some_and(|at| at.elapsed() < Self::TTL))
+    }
+
+    fn saw_active(&self, ns: &str) {
+        if let Ok(mut seen) = self.seen.lock() {
+            if seen.len() > 10_000 {
+                seen.retain(|_, at| at.elapsed() < Self::TTL);
+            }
+            seen.insert(ns.to_owned(), std::time::Instant::now());
+        }
+    }
+
+    fn forget(&self, ns: &str) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.remove(ns);
+        }
+    }
+}
+
 /// The label and field selectors of a list or watch.
 pub struct Filter {
     labels: Selector,
@@ -548,6 +582,9 @@ impl Ctx<'_> {
         };
         let info = registry::by_group_version_resource("", "v1", "namespaces")
             .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
+        if self.server.active_namespaces.recently_active(ns) {
+            return Ok(());
+        }
         let key = object_key(self.server, info, None, ns);
         match self.store().get(&key, None).await {
             Ok(kv) => {
@@ -558,6 +595,7 @@ impl Ctx<'_> {
                 {
                     return Err(ApiError::namespace_terminating(ns));
                 }
+                self.server.active_namespaces.saw_active(ns);
                 Ok(())
             }
             Err(StorageError::NotFound { .. }) => Err(ApiError::not_found("namespaces", ns)),
@@ -862,6 +900,9 @@ impl Ctx<'_> {
     /// and namespaces get a deletionTimestamp and stay until their finalizers (or kubelet, or
     /// the namespace controller) are done; everything else goes at once.
     async fn delete_one(&self, name: &str, options: &DeleteOptions) -> Result<Value, ApiError> {
+        if self.is_namespace() {
+            self.server.active_namespaces.forget(name);
+        }
         let (kv, current) = self.read(name).await?;
         options
             .preconditions

@@ -100,6 +100,7 @@ pub struct Server {
     pub metrics: metrics::Metrics,
     pub bookmark_interval: std::time::Duration,
     pub service_range: ipalloc::ServiceRange,
+    pub active_namespaces: handlers::NamespaceCache,
     pub in_flight: Semaphore,
     /// Flips to true at shutdown; watches end.
     pub stopping: tokio_watch::Receiver<bool>,
@@ -127,6 +128,7 @@ pub async fn serve(config: ServerConfig) -> Result<RunningServer, ServeError> {
         metrics: metrics::Metrics::default(),
         bookmark_interval: config.bookmark_interval,
         service_range: config.service_range,
+        active_namespaces: handlers::NamespaceCache::default(),
         in_flight: Semaphore::new(MAX_IN_FLIGHT),
         stopping: stopping.clone(),
     });
