@@ -113,11 +113,13 @@ pub async fn dispatch(
     }
 }
 
+/// How much of a request body the server reads and drops before answering without it.
+pub const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
 /// Reads a request body, refusing more than [`super::MAX_BODY_BYTES`]. The rest of an oversized
 /// body is read and dropped (up to a bound) so that the 413 reaches clients that are still
 /// sending, rather than a reset stream.
 async fn read_body(mut body: Incoming) -> Result<Bytes, ApiError> {
-    const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
     let mut data = bytes::BytesMut::new();
     let mut total = 0usize;
     while let Some(frame) = body.frame().await {

@@ -16,7 +16,7 @@ pub mod watch;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue};
@@ -184,6 +184,29 @@ async fn accept_loop(
     }
 }
 
+/// Reads and drops the body of a request answered without it, so that the answer reaches a client
+/// still sending rather than a reset stream (HTTP/2 resets an unread request stream, and some
+/// clients, curl among them, then report the reset instead of the response). Bounded in size and
+/// time: a client that keeps sending past `limit`, or stalls, gets the reset.
+async fn drain_body(req: Request<Incoming>, limit: usize) {
+    let mut body = req.into_body();
+    if hyper::body::Body::is_end_stream(&body) {
+        return;
+    }
+    let drain = async {
+        let mut total = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(chunk) = frame.data_ref() {
+                total += chunk.len();
+                if total > limit {
+                    return;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+}
+
 impl Server {
     /// Serves one request; every outcome is a response.
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
@@ -210,12 +233,16 @@ impl Server {
                 tracing::Span::current().record("user", user.name.as_str());
             }
             if user.is_none() && !public {
+                drain_body(req, MAX_BODY_BYTES).await;
                 return (error_response(&ApiError::unauthorized()), "", String::new());
             }
             // Authorization and admission go here (not built yet: every user may do everything).
             let route = match request::route(&method, &path, query.flag("watch")) {
                 Ok(route) => route,
-                Err(e) => return (error_response(&e), "", String::new()),
+                Err(e) => {
+                    drain_body(req, handlers::DRAIN_LIMIT).await;
+                    return (error_response(&e), "", String::new());
+                }
             };
             match route {
                 Route::Resource(request) => {
@@ -237,13 +264,14 @@ impl Server {
                         resource,
                     )
                 }
-                other => (
-                    self.non_resource(other, &req)
+                other => {
+                    let response = self
+                        .non_resource(other, &req)
                         .await
-                        .unwrap_or_else(|e| error_response(&e)),
-                    "get",
-                    String::new(),
-                ),
+                        .unwrap_or_else(|e| error_response(&e));
+                    drain_body(req, handlers::DRAIN_LIMIT).await;
+                    (response, "get", String::new())
+                }
             }
         }
         .instrument(span.clone())
@@ -267,10 +295,10 @@ impl Server {
         if request.verb == Verb::Watch {
             return watch::serve(self, request, req, query).await;
         }
-        let _permit = self
-            .in_flight
-            .try_acquire()
-            .map_err(|_| ApiError::too_many_requests(1))?;
+        let Ok(_permit) = self.in_flight.try_acquire() else {
+            drain_body(req, MAX_BODY_BYTES).await;
+            return Err(ApiError::too_many_requests(1));
+        };
         handlers::dispatch(&self, request, req, query).await
     }
 
