@@ -263,6 +263,17 @@ pub fn unescape_value(value: &str) -> Result<String, FieldSelectorError> {
 // ---------------------------------------------------------------------------------------------
 // Per-resource field labels.
 
+/// The fields of an `ObjectReference` (an event's `involvedObject` / `regarding`).
+pub const OBJECT_REFERENCE_FIELDS: &[&str] = &[
+    "kind",
+    "namespace",
+    "name",
+    "uid",
+    "apiVersion",
+    "resourceVersion",
+    "fieldPath",
+];
+
 const POD_FIELDS: &[&str] = &[
     "metadata.name",
     "metadata.namespace",
@@ -423,15 +434,7 @@ pub fn object_fields(resource: &str, obj: &Value) -> BTreeMap<String, String> {
             let core = resource == "events";
             let reference = obj.get("involvedObject").or_else(|| obj.get("regarding"));
             let prefix = if core { "involvedObject" } else { "regarding" };
-            for part in [
-                "kind",
-                "namespace",
-                "name",
-                "uid",
-                "apiVersion",
-                "resourceVersion",
-                "fieldPath",
-            ] {
+            for part in OBJECT_REFERENCE_FIELDS {
                 let v = reference
                     .and_then(|r| r.get(part))
                     .and_then(Value::as_str)

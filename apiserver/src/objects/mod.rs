@@ -22,6 +22,7 @@
 mod apps;
 mod decode;
 mod defaults;
+pub mod event_conversion;
 mod kinds;
 mod meta;
 mod pod;
