@@ -232,6 +232,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         ferry_version: env!("CARGO_PKG_VERSION").to_owned(),
         bookmark_interval: server::DEFAULT_BOOKMARK_INTERVAL,
         service_range: flags.service_range,
+        watch_queue_capacity: server::cache::DEFAULT_QUEUE_CAPACITY,
     })
     .await?;
     eprintln!("ferry apiserver: serving on https://{}", running.addr);

@@ -36,6 +36,12 @@ pub struct TestApiServer {
 impl TestApiServer {
     /// Starts an apiserver on the given backend. Panics with a clear message if it cannot.
     pub fn start(backend: Backend<'_>) -> TestApiServer {
+        Self::start_with_queue(backend, server::cache::DEFAULT_QUEUE_CAPACITY)
+    }
+
+    /// As [`TestApiServer::start`], with watchers ended once they are `watch_queue_capacity`
+    /// events behind.
+    pub fn start_with_queue(backend: Backend<'_>, watch_queue_capacity: usize) -> TestApiServer {
         let dir = tempfile::Builder::new()
             .prefix("ferry-apiserver-")
             .tempdir()
@@ -85,6 +91,7 @@ impl TestApiServer {
                 bookmark_interval: std::time::Duration::from_secs(1),
                 service_range: server::ipalloc::ServiceRange::parse("10.96.0.0/28")
                     .expect("a service range"),
+                watch_queue_capacity,
             })
             .await
             .expect("start the apiserver");

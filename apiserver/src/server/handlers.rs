@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use super::request::{ResourceRequest, Verb};
 use super::{Body, Query, Server, bytes_response, ipalloc, json_response};
 use crate::errors::{ApiError, OPTIMISTIC_LOCK_MESSAGE};
-use crate::objects;
+use crate::objects::{self, event_conversion};
 use crate::storage::{
     KeyValue, ListOptions, Preconditions, Revision, Storage, StorageError, encode_continue,
 };
@@ -30,14 +30,14 @@ pub const SYSTEM_NAMESPACES: [&str; 4] =
     ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// Creates the system namespaces that do not exist yet.
-pub async fn bootstrap(server: &Server) -> Result<(), ApiError> {
+pub async fn bootstrap_store(store: &dyn Storage, prefix: &str) -> Result<(), ApiError> {
     let info = registry::by_group_version_resource("", "v1", "namespaces")
         .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
     for name in SYSTEM_NAMESPACES {
-        let key = object_key(server, info, None, name);
+        let key = api_types::keys::object_key(prefix, info.storage_path, None, name);
         let mut obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
         objects::prepare_create(info, None, &mut obj, &now_rfc3339(), &new_uid())?;
-        match server.store.create(&key, encode(&obj)).await {
+        match store.create(&key, encode(info, &obj)).await {
             Ok(_) | Err(StorageError::AlreadyExists { .. }) => {}
             Err(e) => return Err(ApiError::from_storage(e, &info.qualified_resource(), name)),
         }
@@ -168,7 +168,8 @@ pub fn collection_prefix(server: &Server, info: &ResourceInfo, namespace: Option
 }
 
 /// A stored value as the API shows it: with `metadata.resourceVersion`, and with `kind` and
-/// `apiVersion` (core and events.k8s.io events share storage, so these follow the request).
+/// `apiVersion` (core and events.k8s.io events share storage, in the core form; these are
+/// converted to the requested form).
 pub fn decode_stored(
     info: &ResourceInfo,
     value: &[u8],
@@ -186,12 +187,44 @@ pub fn decode_stored(
             );
         }
     }
+    if is_events_v1(info) {
+        obj = event_conversion::core_to_events_v1(&obj);
+    }
     Ok(obj)
 }
 
-/// An object as it is stored: without `metadata.resourceVersion`.
-pub fn encode(obj: &Value) -> Bytes {
+/// `events.k8s.io` events, stored in the core/v1 form.
+fn is_events_v1(info: &ResourceInfo) -> bool {
+    info.group == "events.k8s.io" && info.resource == "events"
+}
+
+/// Whether two resources show their objects in the same form.
+pub fn same_form(a: &ResourceInfo, b: &ResourceInfo) -> bool {
+    (a.group, a.version, a.resource) == (b.group, b.version, b.resource)
+}
+
+/// An object the watch cache holds in its resource's primary form (`primary`), as `info` shows
+/// it.
+pub fn present(info: &ResourceInfo, obj: &Value) -> Value {
+    if is_events_v1(info) {
+        return event_conversion::core_to_events_v1(obj);
+    }
     let mut obj = obj.clone();
+    if let Some(map) = obj.as_object_mut() {
+        map.insert("kind".into(), Value::String(info.kind.to_owned()));
+        map.insert("apiVersion".into(), Value::String(info.api_version()));
+    }
+    obj
+}
+
+/// An object as it is stored: without `metadata.resourceVersion`, and in the storage form of
+/// its resource (events.k8s.io events as core/v1 events).
+pub fn encode(info: &ResourceInfo, obj: &Value) -> Bytes {
+    let mut obj = if is_events_v1(info) {
+        event_conversion::events_v1_to_core(obj)
+    } else {
+        obj.clone()
+    };
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("resourceVersion");
     }
@@ -464,6 +497,21 @@ impl Ctx<'_> {
     }
 
     async fn get(&self, name: &str) -> Result<Response<Body>, ApiError> {
+        // `resourceVersion=0`: any state will do, and the watch cache has one.
+        if self.query.get("resourceVersion") == Some("0")
+            && let Some(cacher) = self.server.caches.get(self.info)
+            && cacher.wait_fresh(0).await
+        {
+            let cached = cacher
+                .get(&self.key(name))
+                .ok_or_else(|| ApiError::not_found(&self.qr(), name))?;
+            let obj = if same_form(self.info, cacher.primary) {
+                cached.obj.clone()
+            } else {
+                present(self.info, &cached.obj)
+            };
+            return Ok(self.respond(StatusCode::OK, &obj));
+        }
         let revision = match self.query.get("resourceVersion") {
             None | Some("") | Some("0") => None,
             Some(rv) => Some(parse_rv(rv)?),
@@ -525,6 +573,18 @@ impl Ctx<'_> {
                 "specifying resource version is not allowed when using continue",
             ));
         }
+        // Served from the watch cache as kube-apiserver serves it: any state (`0`), not older
+        // than a revision, or consistent (unset) — except pages (`limit`, `continue`), which the
+        // store serves so that their continue tokens hold.
+        let cacheable = continue_token.is_none()
+            && match rv {
+                RvRequest::Any => true,
+                RvRequest::Latest | RvRequest::NotOlderThan(_) => limit.is_none(),
+                RvRequest::Exact(_) => false,
+            };
+        if cacheable && let Some(response) = self.list_from_cache(&filter, &rv).await? {
+            return Ok(response);
+        }
         let revision = match rv {
             RvRequest::Exact(r) => Some(r),
             RvRequest::NotOlderThan(r) => {
@@ -576,6 +636,84 @@ impl Ctx<'_> {
             ));
         }
         Ok(json_response(StatusCode::OK, &list_object(self.info, page)))
+    }
+
+    /// A list from the watch cache, once it is fresh enough; `None` when it is not ready (the
+    /// store serves the list then).
+    async fn list_from_cache(
+        &self,
+        filter: &Filter,
+        rv: &RvRequest,
+    ) -> Result<Option<Response<Body>>, ApiError> {
+        let Some(cacher) = self.server.caches.get(self.info) else {
+            return Ok(None);
+        };
+        let fresh_at = match rv {
+            RvRequest::Any => 0,
+            RvRequest::Latest => self
+                .store()
+                .current_revision()
+                .await
+                .map_err(self.storage_error(""))?,
+            RvRequest::NotOlderThan(r) => *r,
+            RvRequest::Exact(_) => return Ok(None),
+        };
+        if !cacher.wait_fresh(fresh_at).await {
+            return Ok(None);
+        }
+        let prefix = collection_prefix(self.server, self.info, self.namespace.as_deref());
+        let (objects, revision) = cacher.list(&prefix);
+        let items: Vec<_> = objects
+            .into_iter()
+            .filter(|o| filter.matches(&o.obj))
+            .collect();
+        let converted = !same_form(self.info, cacher.primary);
+        if let Some(version) = tables::wants_table(self.accept.as_deref()) {
+            let values: Vec<Value> = items.iter().map(|c| present(self.info, &c.obj)).collect();
+            let table = tables::table(
+                self.info.resource,
+                self.info.group,
+                &values,
+                &revision.to_string(),
+                None,
+                None,
+                true,
+                jiff::Timestamp::now(),
+                version,
+            );
+            return Ok(Some(bytes_response(
+                StatusCode::OK,
+                tables::content_type(version),
+                serde_json::to_vec(&table).unwrap_or_default(),
+            )));
+        }
+        let size: usize = items.iter().map(|c| c.json().len() + 1).sum();
+        let mut body = Vec::with_capacity(size + 256);
+        body.extend_from_slice(
+            format!(
+                r#"{{"kind":"{}List","apiVersion":"{}","metadata":{{"resourceVersion":"{revision}"}},"items":["#,
+                self.info.kind,
+                self.info.api_version()
+            )
+            .as_bytes(),
+        );
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            if converted {
+                let value = present(self.info, &item.obj);
+                body.extend_from_slice(&serde_json::to_vec(&value).unwrap_or_default());
+            } else {
+                body.extend_from_slice(item.json());
+            }
+        }
+        body.extend_from_slice(b"]}");
+        Ok(Some(bytes_response(
+            StatusCode::OK,
+            "application/json",
+            body,
+        )))
     }
 
     async fn check_namespace(&self) -> Result<(), ApiError> {
@@ -651,7 +789,7 @@ impl Ctx<'_> {
             let allocated = self.allocate_cluster_ip(&mut attempt, &name).await?;
             let result = self
                 .store()
-                .create(&self.key(&name), encode(&attempt))
+                .create(&self.key(&name), encode(self.info, &attempt))
                 .await;
             if result.is_err()
                 && let Some(ip) = &allocated
@@ -722,7 +860,7 @@ impl Ctx<'_> {
             let old = decode_stored(info, &current.value, current.mod_revision)
                 .map_err(|e| StorageError::Rejected(Box::new(e)))?;
             let new = change(&old).map_err(|e| StorageError::Rejected(Box::new(e)))?;
-            Ok(encode(&new))
+            Ok(encode(info, &new))
         };
         let kv = self
             .store()
@@ -1342,7 +1480,7 @@ mod tests {
     #[test]
     fn stored_objects_carry_no_resource_version() {
         let obj = json!({"metadata": {"name": "a", "resourceVersion": "7"}});
-        let stored: Value = serde_json::from_slice(&encode(&obj)).unwrap();
+        let stored: Value = serde_json::from_slice(&encode(&registry::all()[0], &obj)).unwrap();
         assert!(stored.pointer("/metadata/resourceVersion").is_none());
     }
 }

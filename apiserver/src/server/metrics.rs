@@ -6,6 +6,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use super::cache::CacheStats;
+
 /// Bucket bounds of `apiserver_request_duration_seconds` (kube-apiserver's, trimmed).
 const BUCKETS: [f64; 14] = [
     0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 4.0, 10.0,
@@ -103,6 +105,65 @@ impl Metrics {
         }
         out
     }
+}
+
+/// One metric family rendered from the caches' stats: name, type, help, value.
+type MetricFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&CacheStats) -> String,
+);
+
+/// The watch caches' sizes, with kube-apiserver's metric names where it has them
+/// (`apiserver_watch_cache_*`) and Ferry's own for what it has not.
+pub fn render_caches(stats: &[CacheStats]) -> String {
+    let mut out = String::new();
+    let families: [MetricFamily; 6] = [
+        (
+            "apiserver_watch_cache_capacity",
+            "gauge",
+            "Total capacity of watch cache broken by resource type.",
+            |s| s.capacity.to_string(),
+        ),
+        (
+            "apiserver_watch_cache_events_received_total",
+            "counter",
+            "Counter of events received in watch cache broken by resource type.",
+            |s| s.events_received.to_string(),
+        ),
+        (
+            "apiserver_watch_cache_initializations_total",
+            "counter",
+            "Counter of watch cache initializations broken by resource type.",
+            |s| s.initializations.to_string(),
+        ),
+        (
+            "apiserver_watch_cache_resource_version",
+            "gauge",
+            "Current resource version of watch cache broken by resource type.",
+            |s| s.revision.to_string(),
+        ),
+        (
+            "ferry_watch_cache_objects",
+            "gauge",
+            "Objects held by the watch cache, by resource type.",
+            |s| s.objects.to_string(),
+        ),
+        (
+            "ferry_watch_cache_window_events",
+            "gauge",
+            "Events held in the watch cache's window, by resource type.",
+            |s| s.window.to_string(),
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for s in stats {
+            let _ = writeln!(out, "{name}{{resource=\"{}\"}} {}", s.resource, value(s));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! [`ApiError`]s become `Status` bodies in [`error_response`].
 
 pub mod auth;
+pub mod cache;
 pub mod handlers;
 pub mod ipalloc;
 pub mod metrics;
@@ -57,6 +58,9 @@ pub struct ServerConfig {
     pub bookmark_interval: std::time::Duration,
     /// `--service-cluster-ip-range`.
     pub service_range: ipalloc::ServiceRange,
+    /// How many events a watcher may fall behind before its stream is ended
+    /// ([`cache::DEFAULT_QUEUE_CAPACITY`]).
+    pub watch_queue_capacity: usize,
 }
 
 /// kube-apiserver sends a bookmark to each watch that allows them about once a minute.
@@ -102,6 +106,8 @@ pub struct Server {
     pub service_range: ipalloc::ServiceRange,
     pub active_namespaces: handlers::NamespaceCache,
     pub in_flight: Semaphore,
+    /// The watch caches, one per resource type.
+    pub caches: cache::Caches,
     /// Flips to true at shutdown; watches end.
     pub stopping: tokio_watch::Receiver<bool>,
 }
@@ -120,6 +126,17 @@ pub async fn serve(config: ServerConfig) -> Result<RunningServer, ServeError> {
         source,
     })?;
     let (stop, stopping) = tokio_watch::channel(false);
+    // Bootstrap writes go through the store before the caches list it.
+    handlers::bootstrap_store(config.store.as_ref(), &config.prefix)
+        .await
+        .map_err(ServeError::Bootstrap)?;
+    let caches = cache::Caches::start(
+        config.store.clone(),
+        &config.prefix,
+        stopping.clone(),
+        config.bookmark_interval,
+        config.watch_queue_capacity,
+    );
     let server = Arc::new(Server {
         store: config.store,
         prefix: config.prefix,
@@ -130,11 +147,9 @@ pub async fn serve(config: ServerConfig) -> Result<RunningServer, ServeError> {
         service_range: config.service_range,
         active_namespaces: handlers::NamespaceCache::default(),
         in_flight: Semaphore::new(MAX_IN_FLIGHT),
+        caches,
         stopping: stopping.clone(),
     });
-    handlers::bootstrap(&server)
-        .await
-        .map_err(ServeError::Bootstrap)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let task = tokio::spawn(accept_loop(listener, acceptor, server, stopping));
     tracing::info!(%addr, "serving the Kubernetes API over HTTPS");
@@ -329,7 +344,9 @@ impl Server {
             }
             Route::Metrics => {
                 let objects = handlers::object_counts(self).await;
-                let mut response = text_response(StatusCode::OK, &self.metrics.render(&objects));
+                let mut text = self.metrics.render(&objects);
+                text.push_str(&metrics::render_caches(&self.caches.stats()));
+                let mut response = text_response(StatusCode::OK, &text);
                 response.headers_mut().insert(
                     CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -6,7 +6,8 @@
 //! one that starts matching as ADDED, as kube-apiserver's watch cache does. Bookmarks (when
 //! asked for) come from the store's progress notifications.
 //!
-//! Not built yet: the watch cache. Each watch is one storage watch; see ARCHITECTURE.md.
+//! Every watch is served from the watch cache (`cache.rs`); a watch from a revision older than
+//! the cache's window, or compacted in the store, gets the 410.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -22,14 +23,15 @@ use tokio::sync::mpsc;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::handlers::{
-    Filter, RvRequest, collection_prefix, decode_stored, list_filtered, rv_request,
-};
+use super::cache::{Cached, CachedEvent, Item, WatchStart};
+use super::handlers::{Filter, RvRequest, collection_prefix, present, rv_request, same_form};
 use super::request::ResourceRequest;
 use super::{Body, Query, Server};
 use crate::errors::ApiError;
-use crate::storage::{EventKind, StorageError, WatchItem};
+use crate::storage::{EventKind, Revision, StorageError};
 use crate::tables::{self, TableVersion};
+use api_types::registry::ResourceInfo;
+use tokio::sync::broadcast;
 
 /// Events buffered for a slow client before its watch is ended (it resumes from its last
 /// resourceVersion, as clients do).
@@ -70,40 +72,72 @@ pub async fn serve(
         .and_then(|v| v.to_str().ok());
     let table = tables::wants_table(accept);
 
-    // The initial state, for "any" or "latest".
-    let (initial, after) = match rv {
-        RvRequest::Latest | RvRequest::Any => {
-            let page = list_filtered(
-                &server,
-                info,
-                request.namespace.as_deref(),
-                &filter,
-                None,
-                None,
-                None,
-            )
-            .await?;
-            (page.items, page.revision)
-        }
-        RvRequest::NotOlderThan(r) | RvRequest::Exact(r) => (Vec::new(), r),
-    };
     let prefix = collection_prefix(&server, info, request.namespace.as_deref());
-    let watch = server
-        .store
-        .watch(&prefix, after)
-        .await
-        .map_err(|e| ApiError::from_storage(e, &info.qualified_resource(), ""))?;
+    let cacher = server
+        .caches
+        .get(info)
+        .ok_or_else(|| {
+            ApiError::internal(&format!("no watch cache for {}", info.qualified_resource()))
+        })?
+        .clone();
+    let qr = info.qualified_resource();
+    let (after, fresh_at) = match rv {
+        RvRequest::Any => (None, 0),
+        // A consistent start: the cache must have caught up with the store's current revision.
+        RvRequest::Latest => (
+            None,
+            server
+                .store
+                .current_revision()
+                .await
+                .map_err(|e| ApiError::from_storage(e, &qr, ""))?,
+        ),
+        RvRequest::NotOlderThan(r) | RvRequest::Exact(r) => (Some(r), r),
+    };
+    if !cacher.wait_fresh(fresh_at).await {
+        return Err(not_fresh(&server, fresh_at, &qr).await);
+    }
+    let start = match after {
+        // Events between a compacted revision and the window would still be served from the
+        // cache; the store's answer decides, so that a compacted revision always gets 410.
+        Some(r) if r > 0 => match server.store.get(&prefix, Some(r)).await {
+            Err(StorageError::TooOld {
+                requested,
+                compacted,
+            }) => Start::TooOld(format!(
+                "too old resource version: {requested} ({compacted})"
+            )),
+            _ => match cacher.start_watch(&prefix, Some(r)) {
+                WatchStart::TooOld { oldest } => {
+                    Start::TooOld(format!("too old resource version: {r} ({oldest})"))
+                }
+                WatchStart::Replay { events, queue } => Start::Replay(events, queue),
+                WatchStart::Snapshot { objects, queue, .. } => Start::Snapshot(objects, queue),
+            },
+        },
+        _ => match cacher.start_watch(&prefix, None) {
+            WatchStart::Snapshot { objects, queue, .. } => Start::Snapshot(objects, queue),
+            WatchStart::Replay { events, queue } => Start::Replay(events, queue),
+            WatchStart::TooOld { oldest } => {
+                Start::TooOld(format!("too old resource version: 0 ({oldest})"))
+            }
+        },
+    };
 
     let (tx, rx) = mpsc::channel::<Bytes>(CLIENT_BUFFER);
     let stream = Stream {
         info,
+        primary: cacher.primary,
+        prefix,
         filter,
         table,
         first_table: true,
         tx,
+        queue_capacity: cacher.queue_capacity,
+        backlog: None,
     };
     server.metrics.watches.fetch_add(1, Ordering::Relaxed);
-    tokio::spawn(stream.run(server.clone(), initial, watch, timeout, bookmarks));
+    tokio::spawn(stream.run(server.clone(), start, timeout, bookmarks));
 
     let body = StreamBody::new(ReceiverStream::new(rx).map(|chunk| Ok(Frame::data(chunk))));
     let mut response = Response::new(BodyExt::boxed(body));
@@ -118,77 +152,154 @@ pub async fn serve(
     Ok(response)
 }
 
+/// Why a read cannot be served from the cache now: the revision asked for is in the future
+/// (504, as kube-apiserver's "Too large resource version"), or the cache is (re)initializing
+/// (429 with Retry-After, as kube-apiserver answers).
+pub async fn not_fresh(server: &Server, revision: Revision, qualified: &str) -> ApiError {
+    match server.store.current_revision().await {
+        Ok(current) if revision > current => ApiError::from_storage(
+            StorageError::FutureRevision {
+                requested: revision,
+                current,
+            },
+            qualified,
+            "",
+        ),
+        Err(e) => ApiError::from_storage(e, qualified, ""),
+        Ok(_) => ApiError {
+            message: "storage is (re)initializing".into(),
+            ..ApiError::too_many_requests(1)
+        },
+    }
+}
+
+/// Where a watch starts.
+enum Initial {
+    Objects(Vec<Arc<Cached>>),
+    Events(Vec<Arc<CachedEvent>>),
+}
+
+enum Start {
+    Snapshot(Vec<Arc<Cached>>, broadcast::Receiver<Item>),
+    Replay(Vec<Arc<CachedEvent>>, broadcast::Receiver<Item>),
+    TooOld(String),
+}
+
 struct Stream {
-    info: &'static api_types::registry::ResourceInfo,
+    info: &'static ResourceInfo,
+    /// The form the cache holds objects in; `info` may differ (events.k8s.io events).
+    primary: &'static ResourceInfo,
+    /// The watched collection's storage prefix (one namespace, or all).
+    prefix: String,
     filter: Filter,
     table: Option<TableVersion>,
     first_table: bool,
     tx: mpsc::Sender<Bytes>,
+    /// How far behind the queue this watcher may fall.
+    queue_capacity: usize,
+    /// Events published but not yet taken by this watcher (the queue's backlog).
+    backlog: Option<broadcast::Receiver<Item>>,
 }
 
 impl Stream {
     async fn run(
         mut self,
         server: Arc<Server>,
-        initial: Vec<Value>,
-        mut watch: crate::storage::Watch,
+        start: Start,
+        timeout: Option<Duration>,
+        bookmarks: bool,
+    ) {
+        self.follow(&server, start, timeout, bookmarks).await;
+        server.metrics.watches.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    async fn follow(
+        &mut self,
+        server: &Server,
+        start: Start,
         timeout: Option<Duration>,
         bookmarks: bool,
     ) {
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         let mut stopping = server.stopping.clone();
-        let mut bookmark_timer = tokio::time::interval(server.bookmark_interval);
-        bookmark_timer.tick().await;
-        let mut ok = true;
-        for obj in initial {
-            ok = self.send("ADDED", obj).await;
+        let (initial, queue) = match start {
+            Start::TooOld(message) => {
+                let _ = self
+                    .line("ERROR", ApiError::expired(&message).status())
+                    .await;
+                return;
+            }
+            Start::Snapshot(objects, queue) => (Initial::Objects(objects), queue),
+            Start::Replay(events, queue) => (Initial::Events(events), queue),
+        };
+        self.backlog = Some(queue);
+        let ok = match initial {
+            Initial::Objects(objects) => {
+                let mut ok = true;
+                for obj in objects {
+                    if self.filter.matches(&obj.obj) && !self.send("ADDED", &obj).await {
+                        ok = false;
+                        break;
+                    }
+                }
+                ok
+            }
+            Initial::Events(events) => {
+                let mut ok = true;
+                for event in events {
+                    if !self.event(&event).await {
+                        ok = false;
+                        break;
+                    }
+                }
+                ok
+            }
+        };
+        if !ok {
+            return;
+        }
+        let bookmark_every = server.bookmark_interval / 2;
+        let mut last_bookmark = tokio::time::Instant::now();
+        let sleep_until = deadline
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600));
+        loop {
+            let next = tokio::select! {
+                item = next_item(&mut self.backlog) => Some(item),
+                () = tokio::time::sleep_until(sleep_until) => None,
+                _ = stopping.changed() => None,
+                () = self.tx.closed() => None,
+            };
+            let ok = match next {
+                Some(Ok(Item::Event(event))) => self.event(&event).await,
+                Some(Ok(Item::Progress(revision))) => {
+                    if bookmarks && last_bookmark.elapsed() >= bookmark_every {
+                        last_bookmark = tokio::time::Instant::now();
+                        let bookmark = json!({"kind": self.info.kind, "apiVersion": self.info.api_version(), "metadata": {"resourceVersion": revision.to_string()}});
+                        self.line("BOOKMARK", bookmark).await
+                    } else {
+                        true
+                    }
+                }
+                // The cache restarted, or this watcher fell too far behind: the stream ends and
+                // the client resumes from its last resourceVersion.
+                Some(Ok(Item::Reset) | Err(_)) | None => false,
+            };
             if !ok {
-                break;
+                return;
             }
         }
-        while ok {
-            let sleep_until = deadline.unwrap_or_else(|| {
-                tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600)
-            });
-            tokio::select! {
-                item = watch.next() => match item {
-                    Some(Ok(WatchItem::Event(event))) => ok = self.event(event).await,
-                    Some(Ok(WatchItem::Progress(revision))) => {
-                        if bookmarks {
-                            let bookmark = json!({"kind": self.info.kind, "apiVersion": self.info.api_version(), "metadata": {"resourceVersion": revision.to_string()}});
-                            ok = self.line("BOOKMARK", bookmark).await;
-                        }
-                    }
-                    Some(Err(StorageError::TooOld { requested, compacted })) => {
-                        let error = ApiError::expired(&format!("too old resource version: {requested} ({compacted})"));
-                        let _ = self.line("ERROR", error.status()).await;
-                        break;
-                    }
-                    Some(Err(e)) => {
-                        let error = ApiError::from_storage(e, &self.info.qualified_resource(), "");
-                        let _ = self.line("ERROR", error.status()).await;
-                        break;
-                    }
-                    None => break,
-                },
-                _ = bookmark_timer.tick(), if bookmarks => watch.request_progress(),
-                () = tokio::time::sleep_until(sleep_until) => break,
-                _ = stopping.changed() => break,
-                () = self.tx.closed() => break,
-            }
-        }
-        server.metrics.watches.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Turns a storage event into what this watch's selection sees.
-    async fn event(&mut self, event: crate::storage::Event) -> bool {
-        let decode = |bytes: &[u8]| decode_stored(self.info, bytes, event.revision).ok();
-        let Some(obj) = decode(&event.value) else {
+    /// Turns a cache event into what this watch's selection sees.
+    async fn event(&mut self, event: &CachedEvent) -> bool {
+        if !event.key.starts_with(&self.prefix) {
             return true;
-        };
-        let old = event.prev_value.as_deref().and_then(decode);
-        let now_matches = self.filter.matches(&obj);
-        let was_matching = old.as_ref().is_some_and(|o| self.filter.matches(o));
+        }
+        let now_matches = self.filter.matches(&event.obj.obj);
+        let was_matching = event
+            .prev
+            .as_ref()
+            .is_some_and(|o| self.filter.matches(&o.obj));
         let kind = match event.kind {
             EventKind::Added if now_matches => "ADDED",
             EventKind::Modified if now_matches && was_matching => "MODIFIED",
@@ -197,33 +308,43 @@ impl Stream {
             EventKind::Deleted if now_matches => "DELETED",
             _ => return true,
         };
-        self.send(kind, obj).await
+        self.send(kind, &event.obj).await
     }
 
-    async fn send(&mut self, kind: &str, obj: Value) -> bool {
-        let object = match self.table {
-            Some(version) => {
-                let rv = obj
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                let include_columns = std::mem::replace(&mut self.first_table, false);
-                tables::table(
-                    self.info.resource,
-                    self.info.group,
-                    std::slice::from_ref(&obj),
-                    &rv,
-                    None,
-                    None,
-                    include_columns,
-                    jiff::Timestamp::now(),
-                    version,
-                )
-            }
-            None => obj,
+    async fn send(&mut self, kind: &str, obj: &Cached) -> bool {
+        let converted = (!same_form(self.info, self.primary)).then(|| present(self.info, &obj.obj));
+        if let Some(version) = self.table {
+            let obj = converted.as_ref().unwrap_or(&obj.obj);
+            let rv = obj
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let include_columns = std::mem::replace(&mut self.first_table, false);
+            let table = tables::table(
+                self.info.resource,
+                self.info.group,
+                std::slice::from_ref(obj),
+                &rv,
+                None,
+                None,
+                include_columns,
+                jiff::Timestamp::now(),
+                version,
+            );
+            return self.line(kind, table).await;
+        }
+        let json = match &converted {
+            Some(value) => Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
+            None => obj.json().clone(),
         };
-        self.line(kind, object).await
+        let mut line = Vec::with_capacity(json.len() + 32);
+        line.extend_from_slice(b"{\"type\":\"");
+        line.extend_from_slice(kind.as_bytes());
+        line.extend_from_slice(b"\",\"object\":");
+        line.extend_from_slice(&json);
+        line.extend_from_slice(b"}\n");
+        self.push(Bytes::from(line)).await
     }
 
     /// Sends one line; false when the client is gone or too slow.
@@ -231,10 +352,35 @@ impl Stream {
         let mut line =
             serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
         line.push(b'\n');
-        // A client that does not read for this long is dropped: it resumes from its last rv.
-        matches!(
-            tokio::time::timeout(Duration::from_secs(30), self.tx.send(Bytes::from(line))).await,
-            Ok(Ok(()))
-        )
+        self.push(Bytes::from(line)).await
+    }
+
+    /// Queues a chunk for the client. A client that stops reading is dropped once this watcher
+    /// is the queue's capacity behind, or after 30 s: it resumes from its last resourceVersion.
+    async fn push(&self, line: Bytes) -> bool {
+        let send = self.tx.send(line);
+        tokio::pin!(send);
+        let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            tokio::select! {
+                sent = &mut send => return sent.is_ok(),
+                () = tokio::time::sleep(Duration::from_millis(50)) => {
+                    let behind = self.backlog.as_ref().map_or(0, broadcast::Receiver::len);
+                    if behind >= self.queue_capacity || tokio::time::Instant::now() >= give_up {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The next item of a watcher's queue.
+async fn next_item(
+    queue: &mut Option<broadcast::Receiver<Item>>,
+) -> Result<Item, broadcast::error::RecvError> {
+    match queue {
+        Some(queue) => queue.recv().await,
+        None => Err(broadcast::error::RecvError::Closed),
     }
 }

@@ -1,0 +1,560 @@
+//! The watch cache, as kube-apiserver's `Cacher`: one storage watch per resource type (per
+//! storage path; core and `events.k8s.io` events share one) feeds an in-memory copy of the
+//! current objects and a bounded window of recent events. Every watch is served from it, and so
+//! are the reads Kubernetes serves from cache: lists with `resourceVersion=0`, lists not older
+//! than a given revision, consistent lists without `limit`, and gets with `resourceVersion=0`.
+//!
+//! - **Consistency.** The cache applies the storage watch's events in revision order under one
+//!   lock, and publishes each to the watchers while holding it; a watch takes its starting state
+//!   (a snapshot, or the window's events after its revision) and subscribes under the same
+//!   lock, so it sees every event exactly once. A read that must be at least as new as revision
+//!   R waits until the cache has reached R, asking the store for a progress notification when no
+//!   event for this resource would otherwise move the cache on (kube-apiserver's
+//!   `WaitUntilFreshAndList` with its progress requester).
+//! - **Bounds.** The window keeps the last [`WINDOW_CAPACITY`] events; a watch from before the
+//!   window gets `410 Expired` and relists, as with Kubernetes. Watchers share one broadcast
+//!   queue of [`DEFAULT_QUEUE_CAPACITY`] events (configurable): a watcher that falls that far behind (its client
+//!   reads too slowly) is ended, and resumes from its last resourceVersion. Nothing waits for a
+//!   slow watcher, and nothing grows with one.
+//! - **Failure.** If the storage watch ends (the store went away, or compacted past it), the
+//!   cache ends every watch, relists and starts again; reads fall back to the store meanwhile.
+//! - **Serialization.** Each object version is serialized at most once, however many watchers
+//!   and lists send it (kube-apiserver's `cachingObject`).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
+
+use api_types::registry::{self, ResourceInfo};
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::{Notify, broadcast, watch as tokio_watch};
+
+use super::handlers::decode_stored;
+use crate::storage::{EventKind, ListOptions, Revision, Storage, StorageError, WatchItem};
+
+/// Events kept per resource for watches that start from a past revision.
+pub const WINDOW_CAPACITY: usize = 10_000;
+/// Events a watcher may fall behind before it is ended, unless configured otherwise.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
+/// How long a read waits for the cache to become ready or fresh enough.
+pub const WAIT_FRESH: Duration = Duration::from_secs(3);
+/// Page size of the cache's own lists of the store.
+const LIST_PAGE: usize = 1000;
+
+/// One version of an object, as the API shows it (with `kind`, `apiVersion` and
+/// `resourceVersion` of the resource's primary form), serialized on first use.
+pub struct Cached {
+    pub obj: Value,
+    json: OnceLock<Bytes>,
+}
+
+impl Cached {
+    fn new(obj: Value) -> Self {
+        Self {
+            obj,
+            json: OnceLock::new(),
+        }
+    }
+
+    /// The object as JSON.
+    pub fn json(&self) -> &Bytes {
+        self.json
+            .get_or_init(|| Bytes::from(serde_json::to_vec(&self.obj).unwrap_or_default()))
+    }
+}
+
+/// One change, as every watcher receives it.
+pub struct CachedEvent {
+    pub kind: EventKind,
+    pub key: String,
+    /// After the change; for a deletion, the last state (with the deletion's revision).
+    pub obj: Arc<Cached>,
+    /// Before the change.
+    pub prev: Option<Arc<Cached>>,
+    pub revision: Revision,
+}
+
+/// What the broadcast queue carries.
+#[derive(Clone)]
+pub enum Item {
+    Event(Arc<CachedEvent>),
+    /// Every event up to this revision has been published.
+    Progress(Revision),
+    /// The cache lost its storage watch: every watch ends (and its client resumes).
+    Reset,
+}
+
+#[derive(Default)]
+struct State {
+    objects: BTreeMap<String, Arc<Cached>>,
+    window: VecDeque<Arc<CachedEvent>>,
+    /// Every event after this revision is in the window.
+    window_start: Revision,
+    /// What the cache reflects; 0 while it is not ready.
+    revision: Revision,
+}
+
+/// How a watch starts.
+pub enum WatchStart {
+    /// The current objects under the prefix, at `revision`, then the queue.
+    Snapshot {
+        objects: Vec<Arc<Cached>>,
+        revision: Revision,
+        queue: broadcast::Receiver<Item>,
+    },
+    /// The window's events after the asked-for revision, then the queue.
+    Replay {
+        events: Vec<Arc<CachedEvent>>,
+        queue: broadcast::Receiver<Item>,
+    },
+    /// The revision is older than the window.
+    TooOld { oldest: Revision },
+}
+
+/// The cache of one resource type.
+pub struct Cacher {
+    /// The form objects are cached in (for events, core/v1).
+    pub primary: &'static ResourceInfo,
+    /// The storage prefix of the whole resource, ending in `/`.
+    prefix: String,
+    state: RwLock<State>,
+    queue: broadcast::Sender<Item>,
+    /// The queue's capacity: a watcher this far behind is ended.
+    pub queue_capacity: usize,
+    revision: tokio_watch::Sender<Revision>,
+    progress_wanted: Notify,
+    events_received: AtomicU64,
+    initializations: AtomicU64,
+}
+
+impl Cacher {
+    fn new(primary: &'static ResourceInfo, prefix: String, queue_capacity: usize) -> Self {
+        Self {
+            primary,
+            prefix,
+            state: RwLock::new(State::default()),
+            queue: broadcast::channel(queue_capacity.max(1)).0,
+            queue_capacity: queue_capacity.max(1),
+            revision: tokio_watch::channel(0).0,
+            progress_wanted: Notify::new(),
+            events_received: AtomicU64::new(0),
+            initializations: AtomicU64::new(0),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The revision the cache reflects; 0 while it is not ready.
+    pub fn revision(&self) -> Revision {
+        *self.revision.borrow()
+    }
+
+    /// Waits until the cache is ready and reflects at least `revision` (0: just ready). Returns
+    /// false after [`WAIT_FRESH`].
+    pub async fn wait_fresh(&self, revision: Revision) -> bool {
+        let want = revision.max(1);
+        let mut rx = self.revision.subscribe();
+        if *rx.borrow_and_update() >= want {
+            return true;
+        }
+        self.progress_wanted.notify_one();
+        matches!(
+            tokio::time::timeout(WAIT_FRESH, rx.wait_for(|r| *r >= want)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// The cached objects under `prefix` and the revision they reflect.
+    pub fn list(&self, prefix: &str) -> (Vec<Arc<Cached>>, Revision) {
+        let state = self.read();
+        let objects = state
+            .objects
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v.clone())
+            .collect();
+        (objects, state.revision)
+    }
+
+    /// One cached object.
+    pub fn get(&self, key: &str) -> Option<Arc<Cached>> {
+        self.read().objects.get(key).cloned()
+    }
+
+    /// Starts a watch: from a snapshot of `prefix` (`after` = None) or after a revision.
+    pub fn start_watch(&self, prefix: &str, after: Option<Revision>) -> WatchStart {
+        let state = self.read();
+        match after {
+            None => WatchStart::Snapshot {
+                objects: state
+                    .objects
+                    .range(prefix.to_owned()..)
+                    .take_while(|(k, _)| k.starts_with(prefix))
+                    .map(|(_, v)| v.clone())
+                    .collect(),
+                revision: state.revision,
+                queue: self.queue.subscribe(),
+            },
+            Some(after) if after < state.window_start => WatchStart::TooOld {
+                oldest: state.window_start,
+            },
+            Some(after) => {
+                let skip = state.window.partition_point(|e| e.revision <= after);
+                WatchStart::Replay {
+                    events: state.window.iter().skip(skip).cloned().collect(),
+                    queue: self.queue.subscribe(),
+                }
+            }
+        }
+    }
+
+    /// Lists the store and follows it until the watch fails or the server stops.
+    async fn list_and_watch(
+        &self,
+        store: &dyn Storage,
+        stopping: &mut tokio_watch::Receiver<bool>,
+        progress_every: Duration,
+    ) -> Result<(), StorageError> {
+        let mut objects = BTreeMap::new();
+        let mut options = ListOptions {
+            limit: Some(LIST_PAGE),
+            ..ListOptions::default()
+        };
+        let revision = loop {
+            let page = store.list(&self.prefix, &options).await?;
+            for kv in page.items {
+                match decode_stored(self.primary, &kv.value, kv.mod_revision) {
+                    Ok(obj) => {
+                        objects.insert(kv.key, Arc::new(Cached::new(obj)));
+                    }
+                    Err(e) => {
+                        tracing::warn!(key = %kv.key, error = %e.message, "skipping an undecodable object")
+                    }
+                }
+            }
+            match page.continue_token {
+                Some(token) => {
+                    options = ListOptions {
+                        continue_token: Some(token),
+                        limit: Some(LIST_PAGE),
+                        revision: None,
+                    }
+                }
+                None => break page.revision,
+            }
+        };
+        let mut watch = store.watch(&self.prefix, revision).await?;
+        {
+            let mut state = self.write();
+            *state = State {
+                objects,
+                window: VecDeque::new(),
+                window_start: revision,
+                revision,
+            };
+        }
+        self.revision.send_replace(revision);
+        self.initializations.fetch_add(1, Ordering::Relaxed);
+        let mut ticker = tokio::time::interval(progress_every);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                item = watch.next() => match item {
+                    Some(Ok(WatchItem::Event(event))) => self.apply(event),
+                    Some(Ok(WatchItem::Progress(revision))) => self.progress(revision),
+                    Some(Err(e)) => return Err(e),
+                    None => return Err(StorageError::Unavailable("the store ended the watch".into())),
+                },
+                _ = ticker.tick() => watch.request_progress(),
+                () = self.progress_wanted.notified() => watch.request_progress(),
+                _ = stopping.changed() => return Ok(()),
+            }
+        }
+    }
+
+    fn apply(&self, event: crate::storage::Event) {
+        self.events_received.fetch_add(1, Ordering::Relaxed);
+        let obj = match decode_stored(self.primary, &event.value, event.revision) {
+            Ok(obj) => Arc::new(Cached::new(obj)),
+            Err(e) => {
+                tracing::warn!(key = %event.key, error = %e.message, "skipping an undecodable event");
+                return;
+            }
+        };
+        let revision = event.revision;
+        {
+            let mut state = self.write();
+            let prev = match event.kind {
+                EventKind::Deleted => state.objects.remove(&event.key),
+                EventKind::Added | EventKind::Modified => {
+                    state.objects.insert(event.key.clone(), obj.clone())
+                }
+            };
+            let cached = Arc::new(CachedEvent {
+                kind: event.kind,
+                key: event.key,
+                obj,
+                prev,
+                revision,
+            });
+            state.window.push_back(cached.clone());
+            while state.window.len() > WINDOW_CAPACITY {
+                if let Some(oldest) = state.window.pop_front() {
+                    state.window_start = oldest.revision;
+                }
+            }
+            state.revision = state.revision.max(revision);
+            // Published under the lock, so that a watch starting now sees it exactly once.
+            let _ = self.queue.send(Item::Event(cached));
+        }
+        self.revision.send_replace(self.read().revision);
+    }
+
+    fn progress(&self, revision: Revision) {
+        let now = {
+            let mut state = self.write();
+            state.revision = state.revision.max(revision);
+            let _ = self.queue.send(Item::Progress(state.revision));
+            state.revision
+        };
+        self.revision.send_replace(now);
+    }
+
+    fn reset(&self) {
+        {
+            let mut state = self.write();
+            *state = State::default();
+            let _ = self.queue.send(Item::Reset);
+        }
+        self.revision.send_replace(0);
+    }
+}
+
+/// Sizes of one cache, for `/metrics`.
+pub struct CacheStats {
+    pub resource: String,
+    pub objects: usize,
+    pub window: usize,
+    pub capacity: usize,
+    pub events_received: u64,
+    pub initializations: u64,
+    pub revision: Revision,
+}
+
+/// The caches of every resource type.
+pub struct Caches {
+    by_path: HashMap<&'static str, Arc<Cacher>>,
+}
+
+impl Caches {
+    /// Starts one cache per storage path; they run until `stopping` flips.
+    pub fn start(
+        store: Arc<dyn Storage>,
+        prefix: &str,
+        stopping: tokio_watch::Receiver<bool>,
+        progress_every: Duration,
+        queue_capacity: usize,
+    ) -> Caches {
+        let mut by_path = HashMap::new();
+        for info in registry::all() {
+            if by_path.contains_key(info.storage_path) {
+                continue;
+            }
+            let cache_prefix = format!(
+                "{}/",
+                api_types::keys::collection_prefix(prefix, info.storage_path, None)
+                    .trim_end_matches('/')
+            );
+            let cacher = Arc::new(Cacher::new(info, cache_prefix, queue_capacity));
+            tokio::spawn(run(
+                cacher.clone(),
+                store.clone(),
+                stopping.clone(),
+                progress_every,
+            ));
+            by_path.insert(info.storage_path, cacher);
+        }
+        Caches { by_path }
+    }
+
+    /// The cache that holds a resource's objects.
+    pub fn get(&self, info: &ResourceInfo) -> Option<&Arc<Cacher>> {
+        self.by_path.get(info.storage_path)
+    }
+
+    pub fn stats(&self) -> Vec<CacheStats> {
+        let mut stats: Vec<CacheStats> = self
+            .by_path
+            .values()
+            .map(|c| {
+                let state = c.read();
+                CacheStats {
+                    resource: c.primary.qualified_resource(),
+                    objects: state.objects.len(),
+                    window: state.window.len(),
+                    capacity: WINDOW_CAPACITY,
+                    events_received: c.events_received.load(Ordering::Relaxed),
+                    initializations: c.initializations.load(Ordering::Relaxed),
+                    revision: state.revision,
+                }
+            })
+            .collect();
+        stats.sort_by(|a, b| a.resource.cmp(&b.resource));
+        stats
+    }
+}
+
+async fn run(
+    cacher: Arc<Cacher>,
+    store: Arc<dyn Storage>,
+    mut stopping: tokio_watch::Receiver<bool>,
+    progress_every: Duration,
+) {
+    loop {
+        if *stopping.borrow() {
+            return;
+        }
+        match cacher
+            .list_and_watch(store.as_ref(), &mut stopping, progress_every)
+            .await
+        {
+            Ok(()) => {
+                cacher.reset();
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(resource = %cacher.primary.qualified_resource(), error = %e, "watch cache lost its storage watch; relisting");
+                cacher.reset();
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stopping.changed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::embedded::EmbeddedStorage;
+
+    fn pods() -> &'static ResourceInfo {
+        registry::by_group_version_resource("", "v1", "pods").unwrap()
+    }
+
+    fn pod(ns: &str, name: &str) -> Bytes {
+        Bytes::from(
+            serde_json::to_vec(&serde_json::json!({
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {"containers": [{"name": "c", "image": "i"}]}
+            }))
+            .unwrap(),
+        )
+    }
+
+    async fn started() -> (
+        tempfile::TempDir,
+        Arc<dyn Storage>,
+        Caches,
+        tokio_watch::Sender<bool>,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Storage> =
+            Arc::new(EmbeddedStorage::open(&dir.path().join("s.redb")).unwrap());
+        store
+            .create("/registry/pods/a/p0", pod("a", "p0"))
+            .await
+            .unwrap();
+        let (stop, stopping) = tokio_watch::channel(false);
+        let caches = Caches::start(
+            store.clone(),
+            "/registry",
+            stopping,
+            Duration::from_millis(200),
+            DEFAULT_QUEUE_CAPACITY,
+        );
+        (dir, store, caches, stop)
+    }
+
+    #[tokio::test]
+    async fn lists_the_store_then_follows_it() {
+        let (_dir, store, caches, _stop) = started().await;
+        let cacher = caches.get(pods()).unwrap().clone();
+        assert!(cacher.wait_fresh(0).await);
+        assert_eq!(cacher.list("/registry/pods/").0.len(), 1);
+        let kv = store
+            .create("/registry/pods/b/p1", pod("b", "p1"))
+            .await
+            .unwrap();
+        assert!(cacher.wait_fresh(kv.mod_revision).await);
+        assert_eq!(cacher.list("/registry/pods/").0.len(), 2);
+        assert_eq!(cacher.list("/registry/pods/b/").0.len(), 1);
+        let got = cacher.get("/registry/pods/b/p1").unwrap();
+        assert_eq!(got.obj["kind"], "Pod");
+        assert_eq!(
+            got.obj["metadata"]["resourceVersion"],
+            kv.mod_revision.to_string()
+        );
+        // No pod changes, but the store moves on: a fresh read still completes.
+        let other = store
+            .create(
+                "/registry/configmaps/a/c",
+                Bytes::from_static(b"{\"metadata\":{\"name\":\"c\"}}"),
+            )
+            .await
+            .unwrap();
+        assert!(cacher.wait_fresh(other.mod_revision).await);
+        assert!(cacher.revision() >= other.mod_revision);
+    }
+
+    #[tokio::test]
+    async fn watches_replay_the_window_and_then_follow() {
+        let (_dir, store, caches, _stop) = started().await;
+        let cacher = caches.get(pods()).unwrap().clone();
+        assert!(cacher.wait_fresh(0).await);
+        let start = cacher.revision();
+        let first = store
+            .create("/registry/pods/a/p1", pod("a", "p1"))
+            .await
+            .unwrap();
+        assert!(cacher.wait_fresh(first.mod_revision).await);
+        let WatchStart::Replay { events, mut queue } =
+            cacher.start_watch("/registry/pods/", Some(start))
+        else {
+            panic!("expected a replay");
+        };
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].revision, first.mod_revision);
+        store
+            .delete(
+                "/registry/pods/a/p1",
+                &crate::storage::Preconditions::none(),
+            )
+            .await
+            .unwrap();
+        loop {
+            match queue.recv().await.unwrap() {
+                Item::Event(e) => {
+                    assert_eq!(e.kind, EventKind::Deleted);
+                    assert!(e.prev.is_some());
+                    break;
+                }
+                Item::Progress(_) => continue,
+                Item::Reset => panic!("unexpected reset"),
+            }
+        }
+        assert!(matches!(
+            cacher.start_watch("/registry/pods/", Some(start - 1)),
+            WatchStart::TooOld { .. }
+        ));
+    }
+}
