@@ -127,6 +127,7 @@ pub struct Cacher {
     progress_wanted: Notify,
     events_received: AtomicU64,
     initializations: AtomicU64,
+    lists_served: AtomicU64,
 }
 
 impl Cacher {
@@ -141,6 +142,7 @@ impl Cacher {
             progress_wanted: Notify::new(),
             events_received: AtomicU64::new(0),
             initializations: AtomicU64::new(0),
+            lists_served: AtomicU64::new(0),
         }
     }
 
@@ -174,6 +176,7 @@ impl Cacher {
 
     /// The cached objects under `prefix` and the revision they reflect.
     pub fn list(&self, prefix: &str) -> (Vec<Arc<Cached>>, Revision) {
+        self.lists_served.fetch_add(1, Ordering::Relaxed);
         let state = self.read();
         let objects = state
             .objects
@@ -346,6 +349,7 @@ pub struct CacheStats {
     pub capacity: usize,
     pub events_received: u64,
     pub initializations: u64,
+    pub lists_served: u64,
     pub revision: Revision,
 }
 
@@ -403,6 +407,7 @@ impl Caches {
                     capacity: WINDOW_CAPACITY,
                     events_received: c.events_received.load(Ordering::Relaxed),
                     initializations: c.initializations.load(Ordering::Relaxed),
+                    lists_served: c.lists_served.load(Ordering::Relaxed),
                     revision: state.revision,
                 }
             })

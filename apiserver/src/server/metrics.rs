@@ -119,7 +119,13 @@ type MetricFamily = (
 /// (`apiserver_watch_cache_*`) and Ferry's own for what it has not.
 pub fn render_caches(stats: &[CacheStats]) -> String {
     let mut out = String::new();
-    let families: [MetricFamily; 6] = [
+    let families: [MetricFamily; 7] = [
+        (
+            "apiserver_cache_list_total",
+            "counter",
+            "Number of LIST requests served from watch cache.",
+            |s| s.lists_served.to_string(),
+        ),
         (
             "apiserver_watch_cache_capacity",
             "gauge",

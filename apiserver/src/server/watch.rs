@@ -33,9 +33,10 @@ use crate::tables::{self, TableVersion};
 use api_types::registry::ResourceInfo;
 use tokio::sync::broadcast;
 
-/// Events buffered for a slow client before its watch is ended (it resumes from its last
-/// resourceVersion, as clients do).
-const CLIENT_BUFFER: usize = 1000;
+/// Lines buffered between a watcher and its connection. Kept small: how far a watcher may fall
+/// behind is bounded by the cache's queue capacity, after which its watch is ended (it resumes
+/// from its last resourceVersion, as clients do).
+const CLIENT_BUFFER: usize = 16;
 
 /// Starts a watch and returns the streaming response.
 pub async fn serve(
