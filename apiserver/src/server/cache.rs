@@ -23,9 +23,10 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use api_types::fields;
 use api_types::registry::{self, ResourceInfo};
 use bytes::Bytes;
 use serde_json::Value;
@@ -46,22 +47,56 @@ const LIST_PAGE: usize = 1000;
 /// One version of an object, as the API shows it (with `kind`, `apiVersion` and
 /// `resourceVersion` of the resource's primary form), serialized on first use.
 pub struct Cached {
-    pub obj: Value,
-    json: OnceLock<Bytes>,
+    /// The object as served (resourceVersion set), serialized once for every reader.
+    json: Bytes,
+    /// What selectors look at, extracted once: the object itself is not kept parsed (a parsed
+    /// object costs several times its JSON), as kube-apiserver's cache keeps labels and fields
+    /// beside each object.
+    labels: BTreeMap<String, String>,
+    fields: BTreeMap<String, String>,
 }
 
 impl Cached {
-    fn new(obj: Value) -> Self {
+    fn new(primary: &ResourceInfo, obj: &Value) -> Self {
+        let labels = obj
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let qualified = primary.qualified_resource();
+        let mut fields = fields::object_fields(&qualified, obj);
+        // Events are served in two groups whose field selectors name the same fields apart.
+        if qualified == "events" {
+            fields.extend(fields::object_fields("events.events.k8s.io", obj));
+        }
         Self {
-            obj,
-            json: OnceLock::new(),
+            json: Bytes::from(serde_json::to_vec(obj).unwrap_or_default()),
+            labels,
+            fields,
         }
     }
 
     /// The object as JSON.
     pub fn json(&self) -> &Bytes {
-        self.json
-            .get_or_init(|| Bytes::from(serde_json::to_vec(&self.obj).unwrap_or_default()))
+        &self.json
+    }
+
+    /// The object, parsed (for conversions and Tables).
+    pub fn value(&self) -> Value {
+        serde_json::from_slice(&self.json).unwrap_or(Value::Null)
+    }
+
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        &self.labels
+    }
+
+    /// The object's selectable fields (both groups' names, for events).
+    pub fn fields(&self) -> &BTreeMap<String, String> {
+        &self.fields
     }
 }
 
@@ -236,7 +271,7 @@ impl Cacher {
             for kv in page.items {
                 match decode_stored(self.primary, &kv.value, kv.mod_revision) {
                     Ok(obj) => {
-                        objects.insert(kv.key, Arc::new(Cached::new(obj)));
+                        objects.insert(kv.key, Arc::new(Cached::new(self.primary, &obj)));
                     }
                     Err(e) => {
                         tracing::warn!(key = %kv.key, error = %e.message, "skipping an undecodable object")
@@ -286,7 +321,7 @@ impl Cacher {
     fn apply(&self, event: crate::storage::Event) {
         self.events_received.fetch_add(1, Ordering::Relaxed);
         let obj = match decode_stored(self.primary, &event.value, event.revision) {
-            Ok(obj) => Arc::new(Cached::new(obj)),
+            Ok(obj) => Arc::new(Cached::new(self.primary, &obj)),
             Err(e) => {
                 tracing::warn!(key = %event.key, error = %e.message, "skipping an undecodable event");
                 return;
@@ -504,9 +539,9 @@ mod tests {
         assert_eq!(cacher.list("/registry/pods/").0.len(), 2);
         assert_eq!(cacher.list("/registry/pods/b/").0.len(), 1);
         let got = cacher.get("/registry/pods/b/p1").unwrap();
-        assert_eq!(got.obj["kind"], "Pod");
+        assert_eq!(got.value()["kind"], "Pod");
         assert_eq!(
-            got.obj["metadata"]["resourceVersion"],
+            got.value()["metadata"]["resourceVersion"],
             kv.mod_revision.to_string()
         );
         // No pod changes, but the store moves on: a fresh read still completes.

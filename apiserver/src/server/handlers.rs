@@ -16,6 +16,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
+use super::cache::Cached;
 use super::request::{ResourceRequest, Verb};
 use super::{Body, Query, Server, bytes_response, ipalloc, json_response};
 use crate::errors::{ApiError, OPTIMISTIC_LOCK_MESSAGE};
@@ -355,6 +356,12 @@ impl Filter {
         self.labels.is_everything() && self.fields.is_everything()
     }
 
+    /// As [`Filter::matches`], on the labels and fields the watch cache extracted.
+    pub fn matches_cached(&self, obj: &Cached) -> bool {
+        (self.labels.is_everything() || self.labels.matches(obj.labels()))
+            && (self.fields.is_everything() || self.fields.matches(obj.fields()))
+    }
+
     pub fn matches(&self, obj: &Value) -> bool {
         if !self.labels.is_everything() {
             let labels: BTreeMap<String, String> = obj
@@ -506,9 +513,9 @@ impl Ctx<'_> {
                 .get(&self.key(name))
                 .ok_or_else(|| ApiError::not_found(&self.qr(), name))?;
             let obj = if same_form(self.info, cacher.primary) {
-                cached.obj.clone()
+                cached.value()
             } else {
-                present(self.info, &cached.obj)
+                present(self.info, &cached.value())
             };
             return Ok(self.respond(StatusCode::OK, &obj));
         }
@@ -665,11 +672,14 @@ impl Ctx<'_> {
         let (objects, revision) = cacher.list(&prefix);
         let items: Vec<_> = objects
             .into_iter()
-            .filter(|o| filter.matches(&o.obj))
+            .filter(|o| filter.matches_cached(o))
             .collect();
         let converted = !same_form(self.info, cacher.primary);
         if let Some(version) = tables::wants_table(self.accept.as_deref()) {
-            let values: Vec<Value> = items.iter().map(|c| present(self.info, &c.obj)).collect();
+            let values: Vec<Value> = items
+                .iter()
+                .map(|c| present(self.info, &c.value()))
+                .collect();
             let table = tables::table(
                 self.info.resource,
                 self.info.group,
@@ -702,7 +712,7 @@ impl Ctx<'_> {
                 body.push(b',');
             }
             if converted {
-                let value = present(self.info, &item.obj);
+                let value = present(self.info, &item.value());
                 body.extend_from_slice(&serde_json::to_vec(&value).unwrap_or_default());
             } else {
                 body.extend_from_slice(item.json());

@@ -238,7 +238,7 @@ impl Stream {
             Initial::Objects(objects) => {
                 let mut ok = true;
                 for obj in objects {
-                    if self.filter.matches(&obj.obj) && !self.send("ADDED", &obj).await {
+                    if self.filter.matches_cached(&obj) && !self.send("ADDED", &obj).await {
                         ok = false;
                         break;
                     }
@@ -296,11 +296,11 @@ impl Stream {
         if !event.key.starts_with(&self.prefix) {
             return true;
         }
-        let now_matches = self.filter.matches(&event.obj.obj);
+        let now_matches = self.filter.matches_cached(&event.obj);
         let was_matching = event
             .prev
             .as_ref()
-            .is_some_and(|o| self.filter.matches(&o.obj));
+            .is_some_and(|o| self.filter.matches_cached(o));
         let kind = match event.kind {
             EventKind::Added if now_matches => "ADDED",
             EventKind::Modified if now_matches && was_matching => "MODIFIED",
@@ -313,9 +313,17 @@ impl Stream {
     }
 
     async fn send(&mut self, kind: &str, obj: &Cached) -> bool {
-        let converted = (!same_form(self.info, self.primary)).then(|| present(self.info, &obj.obj));
+        let converted =
+            (!same_form(self.info, self.primary)).then(|| present(self.info, &obj.value()));
         if let Some(version) = self.table {
-            let obj = converted.as_ref().unwrap_or(&obj.obj);
+            let parsed;
+            let obj = match &converted {
+                Some(value) => value,
+                None => {
+                    parsed = obj.value();
+                    &parsed
+                }
+            };
             let rv = obj
                 .pointer("/metadata/resourceVersion")
                 .and_then(Value::as_str)
