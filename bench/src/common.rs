@@ -1,0 +1,297 @@
+//! Shared by the benchmarks that run the real `ferry apiserver` binary as a child process
+//! (`api-read-bench`, `api-watch-bench`): finding and starting it, trusting its CA, opening TLS
+//! connections to it, reading its RSS, and small statistics helpers.
+//!
+//! The binary is `ferry` in the directory of the running benchmark's own executable (so
+//! `target/release/ferry` for `target/release/api-read-bench`): run
+//! `cargo build --release -p ferry -p bench` first, or pass `--ferry PATH`.
+
+// Each binary includes this module and uses only part of it.
+#![allow(dead_code)]
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::client::conn::http1::SendRequest;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+/// The bearer token written to the server's `--token-auth-file` (user `admin`, `system:masters`).
+pub const TOKEN: &str = "bench-token";
+
+/// `--name N` from the command line, else `default`.
+pub fn arg(name: &str, default: usize) -> Result<usize> {
+    let args: Vec<String> = std::env::args().collect();
+    match args.iter().position(|a| a == name) {
+        Some(i) => args
+            .get(i + 1)
+            .with_context(|| format!("{name} needs a value"))?
+            .parse()
+            .with_context(|| format!("{name} needs a number")),
+        None => Ok(default),
+    }
+}
+
+/// Whether the bare flag `name` is on the command line.
+pub fn flag(name: &str) -> bool {
+    std::env::args().any(|a| a == name)
+}
+
+/// `--ferry PATH`, else `ferry` beside this benchmark's executable.
+pub fn ferry_binary() -> Result<PathBuf> {
+    let args: Vec<String> = std::env::args().collect();
+    let path = match args.iter().position(|a| a == "--ferry") {
+        Some(i) => PathBuf::from(args.get(i + 1).context("--ferry needs a path")?),
+        None => std::env::current_exe()?
+            .parent()
+            .context("the benchmark's executable has no directory")?
+            .join("ferry"),
+    };
+    ensure!(
+        path.is_file(),
+        "no ferry binary at {}: run `cargo build --release -p ferry -p bench` first, or pass --ferry PATH",
+        path.display()
+    );
+    Ok(path)
+}
+
+/// The median of `v` (the upper one for an even length); NaN when empty.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// The `q`-quantile (0..=1, nearest rank) of already **sorted** `v`; NaN when empty.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// Milliseconds in a duration, as a float.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The number of CPUs, for the report header.
+pub fn nproc() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0)
+}
+
+/// A running `ferry apiserver` child process with a fresh data directory; killed on drop.
+pub struct Ferry {
+    child: Child,
+    /// Where it listens (loopback).
+    pub addr: SocketAddr,
+    connector: TlsConnector,
+    log_tail: Arc<Mutex<Vec<String>>>,
+    _data_dir: tempfile::TempDir,
+}
+
+impl Ferry {
+    /// Starts `binary apiserver` on a free loopback port, on the embedded store or on etcd at
+    /// `etcd` (prefix `/registry`), and waits until it prints its address.
+    pub fn start(binary: &Path, etcd: Option<&str>) -> Result<Ferry> {
+        let data_dir = tempfile::Builder::new().prefix("ferry-bench-").tempdir()?;
+        let tokens = data_dir.path().join("tokens.csv");
+        std::fs::write(&tokens, format!("{TOKEN},admin,1,\"system:masters\"\n"))?;
+        let mut command = Command::new(binary);
+        command
+            .arg("apiserver")
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .args(["--bind-address", "127.0.0.1", "--secure-port", "0"])
+            .arg("--token-auth-file")
+            .arg(&tokens);
+        if let Some(endpoint) = etcd {
+            command.args(["--etcd-servers", endpoint, "--etcd-prefix", "/registry"]);
+        }
+        let mut child = command
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or("warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("could not start {}", binary.display()))?;
+        // Read stderr on a thread for the whole life of the child (so its pipe never fills),
+        // passing on the address and keeping the last lines for error messages.
+        let stderr = child.stderr.take().context("the child's stderr")?;
+        let log_tail = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let log_tail = log_tail.clone();
+            std::thread::spawn(move || {
+                let mut tx = Some(tx);
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(addr) = line.strip_prefix("ferry apiserver: serving on https://")
+                        && let Some(tx) = tx.take()
+                    {
+                        let _ = tx.send(addr.trim().to_owned());
+                    }
+                    let mut tail = log_tail.lock().unwrap();
+                    tail.push(line);
+                    if tail.len() > 20 {
+                        tail.remove(0);
+                    }
+                }
+            });
+        }
+        let mut ferry = Ferry {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            connector: TlsConnector::from(Arc::new(
+                rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()?
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
+            )),
+            log_tail,
+            _data_dir: data_dir,
+        };
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr,
+            Err(_) => bail!(
+                "ferry apiserver did not print its address within 30 s; its stderr:\n{}",
+                ferry.log_tail()
+            ),
+        };
+        ferry.addr = addr
+            .parse()
+            .with_context(|| format!("ferry printed an odd address {addr:?}"))?;
+        let ca = std::fs::read(ferry._data_dir.path().join("pki").join("ca.crt"))
+            .context("read <data-dir>/pki/ca.crt")?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&ca) {
+            roots.add(cert?)?;
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        ferry.connector = TlsConnector::from(Arc::new(config));
+        Ok(ferry)
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The last lines the server wrote on stderr.
+    pub fn log_tail(&self) -> String {
+        self.log_tail.lock().unwrap().join("\n")
+    }
+
+    /// The server's resident set size (`VmRSS` in `/proc/<pid>/status`), in MB (10^6 bytes).
+    pub fn rss_mb(&self) -> Result<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        let kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .context("no VmRSS line")?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()?;
+        Ok(kb * 1024.0 / 1e6)
+    }
+
+    /// A TLS connection to the server (server name `localhost`).
+    pub async fn tls(&self) -> Result<TlsStream<TcpStream>> {
+        let tcp = TcpStream::connect(self.addr).await.with_context(|| {
+            format!(
+                "connect to {} (if this says too many open files, raise `ulimit -n`)",
+                self.addr
+            )
+        })?;
+        tcp.set_nodelay(true)?;
+        self.connector
+            .connect(ServerName::try_from("localhost")?, tcp)
+            .await
+            .context("TLS handshake (if this says too many open files, raise `ulimit -n`)")
+    }
+
+    /// A keep-alive HTTP/1.1 connection to the server; its driver runs on a spawned task.
+    pub async fn http1(&self) -> Result<SendRequest<Full<Bytes>>> {
+        let tls = self.tls().await?;
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
+        tokio::spawn(conn);
+        Ok(sender)
+    }
+}
+
+impl Drop for Ferry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A request to the server with the bench token; `body` empty for GETs.
+pub fn request(method: &str, path: &str, body: Bytes) -> Result<hyper::Request<Full<Bytes>>> {
+    let mut builder = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("Host", "localhost")
+        .header("Authorization", format!("Bearer {TOKEN}"));
+    if !body.is_empty() {
+        builder = builder.header("Content-Type", "application/json");
+    }
+    Ok(builder.body(Full::new(body))?)
+}
+
+/// Sends `request` on `sender` and reads the whole response: (status, body).
+pub async fn send(
+    sender: &mut SendRequest<Full<Bytes>>,
+    request: hyper::Request<Full<Bytes>>,
+) -> Result<(u16, Bytes)> {
+    use http_body_util::BodyExt as _;
+    sender.ready().await?;
+    let response = sender.send_request(request).await?;
+    let status = response.status().as_u16();
+    Ok((status, response.into_body().collect().await?.to_bytes()))
+}
+
+/// Open-loop schedule helper: request `i` of a run at `rate`/s starting at `t0` is due at
+/// `t0 + i / rate`.
+pub fn due(t0: Instant, i: usize, rate: usize) -> Instant {
+    t0 + Duration::from_nanos((i as u64) * 1_000_000_000 / rate as u64)
+}
+
+/// Waits until `at` and returns the instant a request's latency is measured from: `at` if the
+/// caller was already late (the system under test held it up, so the delay counts), else the
+/// moment it actually woke (a timer that wakes late through its 1 ms granularity is not the
+/// server's fault).
+pub async fn wait_until(at: Instant) -> Instant {
+    if Instant::now() >= at {
+        return at;
+    }
+    tokio::time::sleep_until(at.into()).await;
+    Instant::now()
+}
