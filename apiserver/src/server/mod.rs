@@ -387,7 +387,58 @@ impl Server {
                     .map(|v| json_response(StatusCode::OK, &v))
                     .ok_or_else(ApiError::not_found_path)
             }
+            Route::OpenApiV3(path) => {
+                openapi_v3(&path, Query::parse(req.uri().query()).get("hash"))
+            }
             Route::Resource(_) => Err(ApiError::not_found_path()),
+        }
+    }
+}
+
+/// `/openapi/v3` and its documents, as kube-apiserver serves them: a document asked for with its
+/// current hash is immutable; with another hash, a 301 to the current one.
+fn openapi_v3(path: &str, hash: Option<&str>) -> Result<Response<Body>, ApiError> {
+    let documents = crate::openapi::documents();
+    if path.is_empty() {
+        let mut response =
+            bytes_response(StatusCode::OK, "application/json", documents.index.clone());
+        response.headers_mut().insert(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache, private"),
+        );
+        return Ok(response);
+    }
+    let document = documents
+        .by_path
+        .get(path)
+        .ok_or_else(ApiError::not_found_path)?;
+    match hash {
+        Some(h) if h != document.hash => {
+            let mut response =
+                bytes_response(StatusCode::MOVED_PERMANENTLY, "text/plain", Vec::new());
+            if let Ok(location) =
+                HeaderValue::from_str(&format!("/openapi/v3/{path}?hash={}", document.hash))
+            {
+                response
+                    .headers_mut()
+                    .insert(http::header::LOCATION, location);
+            }
+            Ok(response)
+        }
+        _ => {
+            let mut response =
+                bytes_response(StatusCode::OK, "application/json", document.body.clone());
+            let cache = if hash.is_some() {
+                "public, immutable"
+            } else {
+                "no-cache, private"
+            };
+            let headers = response.headers_mut();
+            headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static(cache));
+            if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", document.hash)) {
+                headers.insert(http::header::ETAG, etag);
+            }
+            Ok(response)
         }
     }
 }

@@ -59,6 +59,8 @@ pub enum Route {
         group: String,
         version: String,
     },
+    /// `/openapi/v3` (the index, `""`) or `/openapi/v3/<api/v1|apis/<group>/<version>>`.
+    OpenApiV3(String),
     Resource(ResourceRequest),
 }
 
@@ -73,7 +75,11 @@ pub fn route(method: &http::Method, path: &str, watch_param: bool) -> Result<Rou
         "/metrics" => return Ok(Route::Metrics),
         "/api" => return Ok(Route::DiscoveryRoot { core: true }),
         "/apis" => return Ok(Route::DiscoveryRoot { core: false }),
+        "/openapi/v3" => return Ok(Route::OpenApiV3(String::new())),
         _ => {}
+    }
+    if let Some(document) = path.strip_prefix("/openapi/v3/") {
+        return Ok(Route::OpenApiV3(document.to_owned()));
     }
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let (group, version, rest) = match parts.as_slice() {
