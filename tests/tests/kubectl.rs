@@ -1,7 +1,5 @@
-//! Real, unmodified kubectl (1.33 and 1.29) against a real apiserver over TLS.
-//!
-//! `create -f` and `replace -f` pass `--validate=false`: the OpenAPI documents kubectl's default
-//! strict validation needs are issue 4's work and not served yet.
+//! Real, unmodified kubectl (1.33 and 1.29) against a real apiserver over TLS, with kubectl's
+//! default `--validate=strict` (served by `/openapi/v3` and server-side field validation).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
@@ -94,30 +92,18 @@ fn everyday_commands(server: &TestApiServer, v: &str) {
         "ns.yaml",
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: demo\n",
     );
-    ok(
-        &k(&["create", "--validate=false", "-f", &ns]),
-        "create namespace",
-    );
+    ok(&k(&["create", "-f", &ns]), "create namespace");
     let file = write(server, "deploy.yaml", DEPLOYMENT);
-    let out = ok(
-        &k(&["-n", "demo", "create", "--validate=false", "-f", &file]),
-        "create -f",
-    );
+    let out = ok(&k(&["-n", "demo", "create", "-f", &file]), "create -f");
     assert!(out.contains("deployment.apps/web created"), "{out}");
-    let err = fails(
-        &k(&["-n", "demo", "create", "--validate=false", "-f", &file]),
-        "create twice",
-    );
+    let err = fails(&k(&["-n", "demo", "create", "-f", &file]), "create twice");
     assert!(
         err.contains("Error from server (AlreadyExists): error when creating")
             && err.contains("deployments.apps \"web\" already exists"),
         "{err}"
     );
     let cm = write(server, "cm.yaml", CONFIGMAP);
-    ok(
-        &k(&["create", "--validate=false", "-f", &cm]),
-        "create configmap",
-    );
+    ok(&k(&["create", "-f", &cm]), "create configmap");
 
     // get: table, wide, yaml, selectors, all namespaces, short names.
     let out = ok(&k(&["-n", "demo", "get", "deploy"]), "get deploy");
@@ -242,10 +228,7 @@ fn everyday_commands(server: &TestApiServer, v: &str) {
         "bad.yaml",
         &DEPLOYMENT.replace("name: web\n", "name: Bad_Name\n"),
     );
-    let err = fails(
-        &k(&["-n", "demo", "create", "--validate=false", "-f", &bad]),
-        "invalid name",
-    );
+    let err = fails(&k(&["-n", "demo", "create", "-f", &bad]), "invalid name");
     assert!(
         err.contains("The Deployment \"Bad_Name\" is invalid"),
         "{err}"
@@ -336,10 +319,7 @@ fn everyday_commands(server: &TestApiServer, v: &str) {
         "cm2.yaml",
         &CONFIGMAP.replace("a: \"1\"", "a: \"9\""),
     );
-    ok(
-        &k(&["replace", "--validate=false", "-f", &replaced]),
-        "replace",
-    );
+    ok(&k(&["replace", "-f", &replaced]), "replace");
     let out = ok(
         &k(&[
             "-n",
@@ -425,10 +405,7 @@ fn kubectl_watch_prints_events() {
         .unwrap();
         path.display().to_string()
     };
-    ok(
-        &k(&["create", "--validate=false", "-f", &cm("w1")]),
-        "create w1",
-    );
+    ok(&k(&["create", "-f", &cm("w1")]), "create w1");
     let mut watch = Command::new(kubectl_binary("1.33"))
         .arg(format!("--kubeconfig={}", server.kubeconfig().display()))
         .arg(format!(
@@ -460,10 +437,7 @@ fn kubectl_watch_prints_events() {
         }
     };
     wait_for("w1", &mut lines);
-    ok(
-        &k(&["create", "--validate=false", "-f", &cm("w2")]),
-        "create w2",
-    );
+    ok(&k(&["create", "-f", &cm("w2")]), "create w2");
     wait_for("w2", &mut lines);
     ok(&k(&["label", "configmap", "w2", "x=y"]), "label w2");
     ok(&k(&["delete", "configmap", "w2"]), "delete w2");

@@ -26,7 +26,9 @@ use crate::errors::ApiError;
 /// Decodes `obj` into the `k8s-openapi` type of the endpoint's kind (Pod, Deployment, …) and turns
 /// a failure into the 400 Kubernetes' strict decoder sends, naming the field. `apiVersion` and
 /// `kind` must match the endpoint (or be absent). Kinds without a typed model are accepted.
-pub fn decode_typed(info: &ResourceInfo, obj: &Value) -> Result<(), ApiError> {
+///
+/// Returns the fields the type does not know (what `fieldValidation` decides about).
+pub fn decode_typed(info: &ResourceInfo, obj: &Value) -> Result<Vec<UnknownField>, ApiError> {
     let Some(map) = obj.as_object() else {
         return Err(ApiError::bad_request(&not_an_object_message(obj)));
     };
@@ -53,9 +55,9 @@ pub fn decode_typed(info: &ResourceInfo, obj: &Value) -> Result<(), ApiError> {
         Kind::ReplicaSet => check::<apps::v1::ReplicaSet>(info, &value),
         Kind::Lease => check::<coordination::v1::Lease>(info, &value),
         Kind::EventsEvent => check::<events::v1::Event>(info, &value),
-        Kind::Other => return Ok(()),
+        Kind::Other => return Ok(Vec::new()),
     };
-    result?;
+    let unknown = result?;
     let mut bad: Option<String> = None;
     for_each_quantity(kind, &mut value, &mut |q, _| {
         if bad.is_none()
@@ -66,7 +68,7 @@ pub fn decode_typed(info: &ResourceInfo, obj: &Value) -> Result<(), ApiError> {
     });
     match bad {
         Some(msg) => Err(cannot_be_handled(info.kind, info.version, &msg)),
-        None => Ok(()),
+        None => Ok(unknown),
     }
 }
 
@@ -82,8 +84,71 @@ pub(crate) fn decode_as<T: DeserializeOwned>(
         .map_err(|err| cannot_be_handled(kind, version, &go_error::<T>(kind, obj, &err)))
 }
 
-fn check<T: DeserializeOwned>(info: &ResourceInfo, value: &Value) -> Result<(), ApiError> {
-    decode_as::<T>(info.kind, info.version, value).map(drop)
+fn check<T: DeserializeOwned>(
+    info: &ResourceInfo,
+    value: &Value,
+) -> Result<Vec<UnknownField>, ApiError> {
+    decode_as::<T>(info.kind, info.version, value)?;
+    let mut unknown = Vec::new();
+    // Decoding succeeded above, so this pass only collects what the type skipped.
+    let _ = serde_ignored::deserialize::<_, _, T>(value, |path| {
+        let mut segs = Vec::new();
+        ignored_path(&path, &mut segs);
+        unknown.push(UnknownField(segs));
+    });
+    Ok(unknown)
+}
+
+/// A field of a request body that its kind's type does not know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownField(Vec<Seg>);
+
+impl UnknownField {
+    /// The field's path as Kubernetes' strict decoder names it: `spec.replicass`,
+    /// `spec.template.spec.containers[0].imagee`.
+    pub fn path(&self) -> String {
+        let mut out = String::new();
+        for seg in &self.0 {
+            match seg {
+                Seg::Key(k) => {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(k);
+                }
+                Seg::Index(i) => out.push_str(&format!("[{i}]")),
+            }
+        }
+        out
+    }
+
+    /// Drops the field from `obj`, as decoding into the type does.
+    pub fn remove_from(&self, obj: &mut Value) {
+        let Some((Seg::Key(last), parent)) = self.0.split_last() else {
+            return;
+        };
+        if let Some(Value::Object(map)) = lookup_mut(obj, parent) {
+            map.remove(last);
+        }
+    }
+}
+
+fn ignored_path(path: &serde_ignored::Path<'_>, out: &mut Vec<Seg>) {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => {}
+        Path::Seq { parent, index } => {
+            ignored_path(parent, out);
+            out.push(Seg::Index(*index));
+        }
+        Path::Map { parent, key } => {
+            ignored_path(parent, out);
+            out.push(Seg::Key(key.clone()));
+        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => ignored_path(parent, out),
+    }
 }
 
 /// `transformDecodeError`: `Pod in version "v1" cannot be handled as a Pod: <detail>`.

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use api_types::fields::{self, FieldSelector};
 use api_types::labels::Selector;
 use api_types::registry::{self, ResourceInfo};
+use api_types::validation::go_quote;
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -79,7 +80,11 @@ pub async fn dispatch(
         namespace: request.namespace.clone(),
         query,
         accept,
+        warnings: std::sync::Mutex::new(Vec::new()),
     };
+    if matches!(request.verb, Verb::Create | Verb::Update | Verb::Patch) {
+        check_field_validation(&ctx.query, request.verb)?;
+    }
     let body = match request.verb {
         Verb::Create | Verb::Update | Verb::Patch | Verb::Delete | Verb::DeleteCollection => {
             read_body(body).await?
@@ -87,7 +92,7 @@ pub async fn dispatch(
         _ => Bytes::new(),
     };
     let name = request.name.as_deref();
-    match (request.verb, request.subresource.as_deref(), name) {
+    let response = match (request.verb, request.subresource.as_deref(), name) {
         (Verb::Get, None | Some("status"), Some(name)) => ctx.get(name).await,
         (Verb::Get, Some("scale"), Some(name)) => ctx.get_scale(name).await,
         (Verb::List, None, None) => ctx.list().await,
@@ -111,6 +116,42 @@ pub async fn dispatch(
             request.verb.as_str(),
             &request.info.qualified_resource(),
         )),
+    };
+    let mut response = response?;
+    let warnings = std::mem::take(&mut *ctx.warnings.lock().unwrap_or_else(|e| e.into_inner()));
+    for warning in warnings {
+        // RFC 7234 warn-code 299, as kube-apiserver sends them.
+        let value = format!("299 - {}", go_quote(&warning));
+        if let Ok(value) = http::HeaderValue::from_str(&value) {
+            response.headers_mut().append(http::header::WARNING, value);
+        }
+    }
+    Ok(response)
+}
+
+/// `fieldValidation` must be empty, `Ignore`, `Warn` or `Strict` (422 otherwise, as
+/// kube-apiserver's `ValidateFieldValidation` on the request's options).
+fn check_field_validation(query: &Query, verb: Verb) -> Result<(), ApiError> {
+    match query.get("fieldValidation") {
+        None | Some("" | "Ignore" | "Warn" | "Strict") => Ok(()),
+        Some(other) => {
+            let options = match verb {
+                Verb::Create => "CreateOptions",
+                Verb::Update => "UpdateOptions",
+                _ => "PatchOptions",
+            };
+            Err(ApiError::invalid(
+                options,
+                "meta.k8s.io",
+                "",
+                &[api_types::validation::FieldError {
+                    kind: api_types::validation::FieldErrorType::NotSupported,
+                    field: "fieldValidation".into(),
+                    bad_value: Some(go_quote(other)),
+                    detail: r#"supported values: "", "Ignore", "Strict", "Warn""#.into(),
+                }],
+            ))
+        }
     }
 }
 
@@ -445,9 +486,48 @@ struct Ctx<'a> {
     namespace: Option<String>,
     query: Query,
     accept: Option<String>,
+    /// `Warning` headers for the response (`fieldValidation=Warn`).
+    warnings: std::sync::Mutex<Vec<String>>,
 }
 
 impl Ctx<'_> {
+    /// Applies `fieldValidation` to the fields of `obj` its kind does not know: `Strict` rejects
+    /// them (400, in the words of Kubernetes' strict decoder), `Warn` (the default, as in
+    /// kube-apiserver) drops them and reports each in a `Warning` header, `Ignore` drops them.
+    /// They are never stored, as Kubernetes' typed decoding never keeps them.
+    fn unknown_fields(
+        &self,
+        obj: &mut Value,
+        unknown: Vec<objects::UnknownField>,
+    ) -> Result<(), ApiError> {
+        let mut warnings = self.warnings.lock().unwrap_or_else(|e| e.into_inner());
+        // A retried read-modify-write starts over.
+        warnings.clear();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let described: Vec<String> = unknown
+            .iter()
+            .map(|f| format!("unknown field {}", go_quote(&f.path())))
+            .collect();
+        match self.query.get("fieldValidation") {
+            Some("Strict") => {
+                return Err(ApiError::bad_request(&format!(
+                    "{kind} in version {version} cannot be handled as a {kind}: strict decoding error: {list}",
+                    kind = self.info.kind,
+                    version = go_quote(self.info.version),
+                    list = described.join(", ")
+                )));
+            }
+            Some("Ignore") => {}
+            _ => *warnings = described,
+        }
+        for field in &unknown {
+            field.remove_from(obj);
+        }
+        Ok(())
+    }
+
     fn store(&self) -> &dyn Storage {
         self.server.store.as_ref()
     }
@@ -758,8 +838,9 @@ impl Ctx<'_> {
     }
 
     async fn create(&self, headers: &HeaderMap, body: &[u8]) -> Result<Response<Body>, ApiError> {
-        let obj = decode_body(headers, body)?;
-        objects::decode_typed(self.info, &obj)?;
+        let mut obj = decode_body(headers, body)?;
+        let unknown = objects::decode_typed(self.info, &obj)?;
+        self.unknown_fields(&mut obj, unknown)?;
         let generate = obj
             .pointer("/metadata/generateName")
             .and_then(Value::as_str)
@@ -921,8 +1002,9 @@ impl Ctx<'_> {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Response<Body>, ApiError> {
-        let new = decode_body(headers, body)?;
-        objects::decode_typed(self.info, &new)?;
+        let mut new = decode_body(headers, body)?;
+        let unknown = objects::decode_typed(self.info, &new)?;
+        self.unknown_fields(&mut new, unknown)?;
         check_body_name(&new, name)?;
         let preconditions = body_preconditions(&new)?;
         let info = self.info;
@@ -1026,7 +1108,8 @@ impl Ctx<'_> {
                 } else {
                     patched
                 };
-                objects::decode_typed(info, &next)?;
+                let unknown = objects::decode_typed(info, &next)?;
+                self.unknown_fields(&mut next, unknown)?;
                 objects::prepare_update(info, if scale { None } else { sub }, old, &mut next)?;
                 Ok(next)
             })
@@ -1171,6 +1254,7 @@ impl Ctx<'_> {
                 namespace: ns.or(self.namespace.clone()),
                 query: self.query.clone(),
                 accept: None,
+                warnings: std::sync::Mutex::new(Vec::new()),
             };
             match ctx.delete_one(name, &options).await {
                 Ok(obj) => deleted.push(obj),
