@@ -8,8 +8,15 @@
 //! with a `patch` operation carrying `x-kubernetes-group-version-kind` and a `fieldValidation`
 //! parameter) and for `kubectl explain`.
 //!
+//! The strategic-merge extensions (`x-kubernetes-patch-strategy`, `x-kubernetes-patch-merge-key`)
+//! are not in `k8s-openapi`'s schemas: [`PATCH_STRATEGIES`] holds them, transcribed once from the
+//! `patchStrategy`/`patchMergeKey` tags of Kubernetes' `types.go`, and [`annotate`] writes them
+//! into the schemas. The published documents carry them, and strategic merge patch
+//! (`objects::strategic`) reads them from [`patch_schemas`] — the same annotated schemas — as
+//! kube-apiserver's `PatchMetaFromOpenAPI` does.
+//!
 //! Not published: OpenAPI v2 (`/openapi/v2`, which kubectl 1.27/1.28 request as gnostic
-//! protobuf), and the strategic-merge extensions (`x-kubernetes-patch-strategy`/`-merge-key`).
+//! protobuf).
 
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -72,6 +79,129 @@ fn build() -> Documents {
         .collect();
     let index = serde_json::to_vec(&json!({ "paths": paths })).unwrap_or_default();
     Documents { index, by_path }
+}
+
+/// The strategic-merge strategies of the served kinds' fields: (schema, property, strategy,
+/// merge key), as the `patchStrategy`/`patchMergeKey` struct tags of Kubernetes 1.33 declare them.
+/// A list field not named here is replaced whole by a patch ("atomic"); an object field not named
+/// here is merged key by key.
+pub const PATCH_STRATEGIES: &[(&str, &str, &str, Option<&str>)] = &[
+    (META, "finalizers", "merge", None),
+    (META, "ownerReferences", "merge", Some("uid")),
+    (CORE, "PodSpec.volumes", "merge,retainKeys", Some("name")),
+    (CORE, "PodSpec.initContainers", "merge", Some("name")),
+    (CORE, "PodSpec.containers", "merge", Some("name")),
+    (CORE, "PodSpec.ephemeralContainers", "merge", Some("name")),
+    (CORE, "PodSpec.imagePullSecrets", "merge", Some("name")),
+    (CORE, "PodSpec.hostAliases", "merge", Some("ip")),
+    (
+        CORE,
+        "PodSpec.topologySpreadConstraints",
+        "merge",
+        Some("topologyKey"),
+    ),
+    (CORE, "PodSpec.schedulingGates", "merge", Some("name")),
+    (
+        CORE,
+        "PodSpec.resourceClaims",
+        "merge,retainKeys",
+        Some("name"),
+    ),
+    (CORE, "Container.ports", "merge", Some("containerPort")),
+    (CORE, "Container.env", "merge", Some("name")),
+    (CORE, "Container.volumeMounts", "merge", Some("mountPath")),
+    (CORE, "Container.volumeDevices", "merge", Some("devicePath")),
+    (
+        CORE,
+        "EphemeralContainer.ports",
+        "merge",
+        Some("containerPort"),
+    ),
+    (CORE, "EphemeralContainer.env", "merge", Some("name")),
+    (
+        CORE,
+        "EphemeralContainer.volumeMounts",
+        "merge",
+        Some("mountPath"),
+    ),
+    (
+        CORE,
+        "EphemeralContainer.volumeDevices",
+        "merge",
+        Some("devicePath"),
+    ),
+    (CORE, "PodStatus.conditions", "merge", Some("type")),
+    (CORE, "PodStatus.podIPs", "merge", Some("ip")),
+    (CORE, "PodStatus.hostIPs", "merge", Some("ip")),
+    (
+        CORE,
+        "PodStatus.resourceClaimStatuses",
+        "merge,retainKeys",
+        Some("name"),
+    ),
+    (CORE, "NodeSpec.podCIDRs", "merge", None),
+    (CORE, "NodeStatus.conditions", "merge", Some("type")),
+    (CORE, "NodeStatus.addresses", "merge", Some("type")),
+    (CORE, "NamespaceStatus.conditions", "merge", Some("type")),
+    (CORE, "ServiceSpec.ports", "merge", Some("port")),
+    (CORE, "ServiceStatus.conditions", "merge", Some("type")),
+    (CORE, "ServiceAccount.secrets", "merge", Some("name")),
+    (APPS, "DeploymentSpec.strategy", "retainKeys", None),
+    (APPS, "DeploymentStatus.conditions", "merge", Some("type")),
+    (APPS, "ReplicaSetStatus.conditions", "merge", Some("type")),
+];
+
+const META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta.";
+const CORE: &str = "io.k8s.api.core.v1.";
+const APPS: &str = "io.k8s.api.apps.v1.";
+
+/// Writes [`PATCH_STRATEGIES`] into `schemas` (those whose schema is there).
+fn annotate(schemas: &mut Map<String, Value>) {
+    for (prefix, field, strategy, merge_key) in PATCH_STRATEGIES {
+        let path = format!("{prefix}{field}");
+        let Some((name, property)) = path.rsplit_once('.') else {
+            continue;
+        };
+        let Some(Value::Object(property)) = schemas
+            .get_mut(name)
+            .and_then(|schema| schema.get_mut("properties"))
+            .and_then(|properties| properties.get_mut(property))
+        else {
+            continue;
+        };
+        property.insert("x-kubernetes-patch-strategy".into(), json!(strategy));
+        if let Some(key) = merge_key {
+            property.insert("x-kubernetes-patch-merge-key".into(), json!(key));
+        }
+    }
+}
+
+/// The schemas strategic merge patch walks: every served kind's (and the `Scale` subresource's),
+/// with the patch extensions, by name; and each kind's schema name by (group, kind).
+pub struct PatchSchemas {
+    pub schemas: Map<String, Value>,
+    pub kinds: BTreeMap<(&'static str, &'static str), String>,
+}
+
+/// The patch schemas, built on first use.
+pub fn patch_schemas() -> &'static PatchSchemas {
+    static SCHEMAS: OnceLock<PatchSchemas> = OnceLock::new();
+    SCHEMAS.get_or_init(|| {
+        let mut generator = SchemaSettings::openapi3().into_generator();
+        let mut kinds = BTreeMap::new();
+        let served = registry::all()
+            .iter()
+            .map(|info| (info.group, info.kind))
+            .chain([("autoscaling", "Scale")]);
+        for (group, kind) in served {
+            if let Some(name) = kind_schema(&mut generator, group, kind) {
+                kinds.insert((group, kind), name);
+            }
+        }
+        let mut schemas = generator.take_definitions(true);
+        annotate(&mut schemas);
+        PatchSchemas { schemas, kinds }
+    })
 }
 
 /// Registers `T`'s schema (and everything it refers to); returns its name.
@@ -611,6 +741,7 @@ pub fn group_version_document(group: &str, version: &str) -> Value {
         }
     }
     let mut schemas = generator.take_definitions(true);
+    annotate(&mut schemas);
     for (name, info) in &kinds {
         if let Some(Value::Object(schema)) = schemas.get_mut(name) {
             schema.insert(
@@ -634,6 +765,34 @@ pub fn group_version_document(group: &str, version: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_patch_strategy_names_a_property_of_a_served_schema() {
+        let PatchSchemas { schemas, kinds } = patch_schemas();
+        assert!(kinds.contains_key(&("apps", "Deployment")));
+        assert!(kinds.contains_key(&("autoscaling", "Scale")));
+        for (prefix, field, strategy, merge_key) in PATCH_STRATEGIES {
+            let path = format!("{prefix}{field}");
+            let (name, property) = path.rsplit_once('.').unwrap();
+            let schema = &schemas[name]["properties"][property];
+            assert_eq!(schema["x-kubernetes-patch-strategy"], *strategy, "{path}");
+            let is_list = schema["type"] == "array";
+            assert_eq!(is_list, strategy.contains("merge"), "{path}");
+            if let Some(key) = merge_key {
+                assert_eq!(schema["x-kubernetes-patch-merge-key"], *key, "{path}");
+                let item = schema["items"]["$ref"].as_str().unwrap();
+                let item = item.strip_prefix(SCHEMAS).unwrap();
+                assert!(
+                    schemas[item]["properties"].get(key).is_some(),
+                    "{path}: {item} has no {key}"
+                );
+            }
+        }
+        let document = group_version_document("apps", "v1");
+        let containers = &document["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"]["properties"]
+            ["containers"];
+        assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
+    }
 
     /// Every `$ref` in `value`.
     fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {

@@ -284,6 +284,37 @@ fn bad_input_is_refused_with_a_status_and_nothing_is_written() {
         "BadRequest",
         "merge patch with a wrong type",
     );
+    let smp = "application/strategic-merge-patch+json";
+    assert_status(
+        &patch(smp, "[1]"),
+        400,
+        "BadRequest",
+        "strategic patch not an object",
+    );
+    assert_status(
+        &patch(smp, "{"),
+        400,
+        "BadRequest",
+        "malformed strategic patch",
+    );
+    assert_status(
+        &patch(smp, r#"{"metadata":{"$patch":"bogus"}}"#),
+        400,
+        "BadRequest",
+        "unknown $patch directive",
+    );
+    assert_status(
+        &patch(smp, r#"{"metadata":{"ownerReferences":[{"name":"x"}]}}"#),
+        422,
+        "Invalid",
+        "merge-list element without its merge key",
+    );
+    assert_status(
+        &patch(smp, r#"{"metadata":{"finalizers":[["a"]]}}"#),
+        422,
+        "Invalid",
+        "list of lists",
+    );
     assert_status(
         &patch("application/xml", "<x/>"),
         415,

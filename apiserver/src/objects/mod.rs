@@ -27,6 +27,7 @@ mod kinds;
 mod meta;
 mod pod;
 mod scale;
+pub mod strategic;
 mod util;
 
 #[cfg(test)]
