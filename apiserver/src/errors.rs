@@ -23,7 +23,11 @@ pub const OPTIMISTIC_LOCK_MESSAGE: &str =
     "the object has been modified; please apply your changes to the latest version and try again";
 
 /// The media types a request body may have (for the 415 message).
-pub const ACCEPTED_BODY_MEDIA_TYPES: &[&str] = &["application/json", "application/yaml"];
+pub const ACCEPTED_BODY_MEDIA_TYPES: &[&str] = &[
+    "application/json",
+    "application/yaml",
+    "application/vnd.kubernetes.protobuf",
+];
 
 /// The patch media types, in the order kube-apiserver lists them in its 415 message.
 pub const ACCEPTED_PATCH_MEDIA_TYPES: &[&str] = &[
@@ -336,7 +340,7 @@ impl ApiError {
     }
 
     /// 415 for a request body of a type Ferry does not decode: `the body of the request was in
-    /// an unknown format - accepted media types include: application/json, application/yaml`.
+    /// an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf`.
     /// Kubernetes' text does not name the rejected type, so neither does this one.
     pub fn unsupported_media_type(_content_type: &str) -> ApiError {
         unsupported(ACCEPTED_BODY_MEDIA_TYPES)
@@ -785,7 +789,7 @@ mod tests {
                 ApiError::unsupported_media_type("application/vnd.kubernetes.protobuf"),
                 415,
                 "UnsupportedMediaType",
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf",
             ),
             (
                 ApiError::unsupported_patch_type("application/json"),

@@ -192,7 +192,11 @@ pub fn patch_schemas() -> &'static PatchSchemas {
         let served = registry::all()
             .iter()
             .map(|info| (info.group, info.kind))
-            .chain([("autoscaling", "Scale")]);
+            .chain([
+                ("autoscaling", "Scale"),
+                ("", "Binding"),
+                ("policy", "Eviction"),
+            ]);
         for (group, kind) in served {
             if let Some(name) = kind_schema(&mut generator, group, kind) {
                 kinds.insert((group, kind), name);

@@ -170,6 +170,24 @@ impl TestApiServer {
             .output()
             .unwrap_or_else(|e| panic!("run {}: {e}", binary.display()))
     }
+
+    /// Runs kubectl, panicking with its output unless it succeeds; returns its stdout.
+    pub fn kubectl_ok(&self, version: &str, args: &[&str]) -> String {
+        let out = self.kubectl(version, args);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "kubectl {version} {args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    /// `kubectl get <what> -n <ns> -o json`, parsed.
+    pub fn kubectl_get(&self, version: &str, what: &str, ns: &str) -> serde_json::Value {
+        let out = self.kubectl_ok(version, &["get", what, "-n", ns, "-o", "json"]);
+        serde_json::from_str(&out).expect("kubectl get -o json")
+    }
 }
 
 impl Drop for TestApiServer {

@@ -91,9 +91,9 @@ fn bad_input_is_refused_with_a_status_and_nothing_is_written() {
     );
     assert_status(
         &post(Some("application/vnd.kubernetes.protobuf"), b"k8s\0junk"),
-        415,
-        "UnsupportedMediaType",
-        "protobuf body",
+        400,
+        "BadRequest",
+        "malformed protobuf body",
     );
     assert_status(
         &post(Some("text/plain"), b"hello"),

@@ -78,22 +78,6 @@ fn write(server: &TestApiServer, name: &str, text: &str, ns: &str) -> String {
     path.display().to_string()
 }
 
-fn run(server: &TestApiServer, version: &str, args: &[&str]) -> String {
-    let out = server.kubectl(version, args);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "kubectl {version} {args:?}: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-fn get(server: &TestApiServer, version: &str, what: &str, ns: &str) -> Value {
-    let out = run(server, version, &["get", what, "-n", ns, "-o", "json"]);
-    serde_json::from_str(&out).expect("kubectl get -o json")
-}
-
 fn names(list: &Value, field: &str) -> Vec<String> {
     list.as_array()
         .unwrap_or_else(|| panic!("a list: {list}"))
@@ -109,15 +93,15 @@ fn second_apply_changes_what_the_manifest_changed(server: &TestApiServer, versio
     let ns = format!("smp-{}", version.replace('.', "-"));
     let v1 = write(server, &format!("v1-{ns}.yaml"), V1, &ns);
     let v2 = write(server, &format!("v2-{ns}.yaml"), V2, &ns);
-    let out = run(server, version, &["apply", "-f", &v1]);
+    let out = server.kubectl_ok(version, &["apply", "-f", &v1]);
     assert!(out.contains("deployment.apps/web created"), "{out}");
-    let first = get(server, version, "deployment/web", &ns);
+    let first = server.kubectl_get(version, "deployment/web", &ns);
     let uid = first["metadata"]["uid"].clone();
 
-    let out = run(server, version, &["apply", "-f", &v2]);
+    let out = server.kubectl_ok(version, &["apply", "-f", &v2]);
     assert!(out.contains("deployment.apps/web configured"), "{out}");
     assert!(out.contains("service/web configured"), "{out}");
-    let d = get(server, version, "deployment/web", &ns);
+    let d = server.kubectl_get(version, "deployment/web", &ns);
     assert_eq!(d["metadata"]["uid"], uid, "patched in place");
     assert_eq!(d["metadata"]["labels"]["tier"], "front");
     assert_eq!(d["spec"]["replicas"], 3);
@@ -148,17 +132,16 @@ fn second_apply_changes_what_the_manifest_changed(server: &TestApiServer, versio
     )
     .expect("last-applied is JSON");
     assert_eq!(applied["spec"]["replicas"], 3, "last-applied round-trips");
-    let svc = get(server, version, "service/web", &ns);
+    let svc = server.kubectl_get(version, "service/web", &ns);
     assert_eq!(names(&svc["spec"]["ports"], "name"), ["https"]);
     assert!(svc["spec"]["clusterIP"].is_string(), "allocated IP kept");
 
     // The same manifest again changes nothing.
-    let out = run(server, version, &["apply", "-f", &v2]);
+    let out = server.kubectl_ok(version, &["apply", "-f", &v2]);
     assert!(out.contains("deployment.apps/web unchanged"), "{out}");
 
     // Imperative commands that send strategic merge patches.
-    run(
-        server,
+    server.kubectl_ok(
         version,
         &[
             "set",
@@ -169,9 +152,7 @@ fn second_apply_changes_what_the_manifest_changed(server: &TestApiServer, versio
             &ns,
         ],
     );
-    run(
-        server,
-        version,
+    server.kubectl_ok(version,
         &[
             "patch",
             "deployment",
@@ -183,17 +164,12 @@ fn second_apply_changes_what_the_manifest_changed(server: &TestApiServer, versio
             r#"{"spec":{"template":{"spec":{"containers":[{"name":"logger","$patch":"delete"},{"name":"nginx","env":[{"name":"D","value":"4"}]}]}}}}"#,
         ],
     );
-    run(
-        server,
+    server.kubectl_ok(
         version,
         &["rollout", "restart", "deployment/web", "-n", &ns],
     );
-    run(
-        server,
-        version,
-        &["label", "deployment/web", "-n", &ns, "tier-"],
-    );
-    let d = get(server, version, "deployment/web", &ns);
+    server.kubectl_ok(version, &["label", "deployment/web", "-n", &ns, "tier-"]);
+    let d = server.kubectl_get(version, "deployment/web", &ns);
     let pod = &d["spec"]["template"]["spec"];
     assert_eq!(names(&pod["containers"], "name"), ["nginx"]);
     assert_eq!(pod["containers"][0]["image"], "nginx:1.28");

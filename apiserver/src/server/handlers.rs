@@ -273,7 +273,8 @@ pub fn encode(info: &ResourceInfo, obj: &Value) -> Bytes {
     Bytes::from(serde_json::to_vec(&obj).unwrap_or_default())
 }
 
-/// Decodes a request body: JSON (also when no Content-Type is given) or YAML.
+/// Decodes a request body: JSON (also when no Content-Type is given), YAML or Kubernetes'
+/// protobuf.
 pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     let content_type = headers
         .get(http::header::CONTENT_TYPE)
@@ -296,6 +297,7 @@ pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> 
                 ApiError::bad_request(&format!("error decoding the request body as YAML: {e}"))
             })
         }
+        "application/vnd.kubernetes.protobuf" => crate::protobuf::decode(body),
         _ => Err(ApiError::unsupported_media_type(content_type)),
     }
 }
