@@ -151,12 +151,43 @@ pub const PATCH_STRATEGIES: &[(&str, &str, &str, Option<&str>)] = &[
     (APPS, "ReplicaSetStatus.conditions", "merge", Some("type")),
 ];
 
+/// Server-side apply's list-map keys where they are more than the merge key (Kubernetes'
+/// `+listMapKey` markers); every other merging list is a map on its merge key, or a set.
+const LIST_MAP_KEYS: &[(&str, &str, &[&str])] = &[
+    (CORE, "Container.ports", &["containerPort", "protocol"]),
+    (
+        CORE,
+        "EphemeralContainer.ports",
+        &["containerPort", "protocol"],
+    ),
+    (CORE, "ServiceSpec.ports", &["port", "protocol"]),
+    (
+        CORE,
+        "PodSpec.topologySpreadConstraints",
+        &["topologyKey", "whenUnsatisfiable"],
+    ),
+];
+
+/// Structs server-side apply owns whole (`+structType=atomic`).
+const ATOMIC_STRUCTS: &[&str] = &[
+    "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector",
+    "io.k8s.api.core.v1.ObjectReference",
+];
+
 const META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta.";
 const CORE: &str = "io.k8s.api.core.v1.";
 const APPS: &str = "io.k8s.api.apps.v1.";
 
-/// Writes [`PATCH_STRATEGIES`] into `schemas` (those whose schema is there).
+/// Writes [`PATCH_STRATEGIES`] into `schemas` (those whose schema is there), and the list and
+/// map types server-side apply follows: a merging list with a merge key is a `map` list on that
+/// key (or on its [`LIST_MAP_KEYS`]), one without a `set`, as Kubernetes' schema converter
+/// derives them; every other list is `atomic`.
 fn annotate(schemas: &mut Map<String, Value>) {
+    for name in ATOMIC_STRUCTS {
+        if let Some(Value::Object(schema)) = schemas.get_mut(*name) {
+            schema.insert("x-kubernetes-map-type".into(), json!("atomic"));
+        }
+    }
     for (prefix, field, strategy, merge_key) in PATCH_STRATEGIES {
         let path = format!("{prefix}{field}");
         let Some((name, property)) = path.rsplit_once('.') else {
@@ -172,6 +203,22 @@ fn annotate(schemas: &mut Map<String, Value>) {
         property.insert("x-kubernetes-patch-strategy".into(), json!(strategy));
         if let Some(key) = merge_key {
             property.insert("x-kubernetes-patch-merge-key".into(), json!(key));
+        }
+        if !strategy.split(',').any(|s| s == "merge") {
+            continue;
+        }
+        match merge_key {
+            Some(key) => {
+                let keys = LIST_MAP_KEYS
+                    .iter()
+                    .find(|(p, f, _)| *p == *prefix && *f == *field)
+                    .map_or_else(|| vec![*key], |(_, _, keys)| keys.to_vec());
+                property.insert("x-kubernetes-list-type".into(), json!("map"));
+                property.insert("x-kubernetes-list-map-keys".into(), json!(keys));
+            }
+            None => {
+                property.insert("x-kubernetes-list-type".into(), json!("set"));
+            }
         }
     }
 }

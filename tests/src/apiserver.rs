@@ -171,6 +171,13 @@ impl TestApiServer {
             .unwrap_or_else(|e| panic!("run {}: {e}", binary.display()))
     }
 
+    /// Writes a manifest into the server's temp dir, `NS` replaced by `ns`; returns its path.
+    pub fn write_manifest(&self, name: &str, text: &str, ns: &str) -> String {
+        let path = self.dir().join(name);
+        std::fs::write(&path, text.replace("NS", ns)).expect("write a manifest");
+        path.display().to_string()
+    }
+
     /// Runs kubectl, panicking with its output unless it succeeds; returns its stdout.
     pub fn kubectl_ok(&self, version: &str, args: &[&str]) -> String {
         let out = self.kubectl(version, args);

@@ -48,12 +48,6 @@ spec:
       containers: [{name: c, image: nginx, imagePullPolicyy: Always}]
 "#;
 
-fn write(server: &TestApiServer, name: &str, text: &str, ns: &str) -> String {
-    let path = server.dir().join(name);
-    std::fs::write(&path, text.replace("NS", ns)).expect("write a manifest");
-    path.display().to_string()
-}
-
 fn output(out: &std::process::Output) -> (bool, String, String) {
     (
         out.status.success(),
@@ -64,7 +58,7 @@ fn output(out: &std::process::Output) -> (bool, String, String) {
 
 fn kubectl_with_default_validation(server: &TestApiServer, version: &str) {
     let ns = format!("v{}", version.replace('.', "-"));
-    let manifest = write(server, &format!("m-{ns}.yaml"), MANIFEST, &ns);
+    let manifest = server.write_manifest(&format!("m-{ns}.yaml"), MANIFEST, &ns);
     let (ok, stdout, stderr) = output(&server.kubectl(version, &["apply", "-f", &manifest]));
     assert!(ok, "kubectl {version} apply: {stdout}{stderr}");
     for line in [
@@ -80,7 +74,7 @@ fn kubectl_with_default_validation(server: &TestApiServer, version: &str) {
     }
 
     // An unknown field: rejected as Kubernetes rejects it, nothing written.
-    let typo = write(server, &format!("typo-{ns}.yaml"), UNKNOWN_FIELD, &ns);
+    let typo = server.write_manifest(&format!("typo-{ns}.yaml"), UNKNOWN_FIELD, &ns);
     let (ok, _, stderr) = output(&server.kubectl(version, &["apply", "-f", &typo]));
     assert!(!ok, "kubectl {version}: an unknown field is rejected");
     assert!(

@@ -72,12 +72,6 @@ spec:
   ports: [{name: https, port: 443}]
 "#;
 
-fn write(server: &TestApiServer, name: &str, text: &str, ns: &str) -> String {
-    let path = server.dir().join(name);
-    std::fs::write(&path, text.replace("NS", ns)).expect("write a manifest");
-    path.display().to_string()
-}
-
 fn names(list: &Value, field: &str) -> Vec<String> {
     list.as_array()
         .unwrap_or_else(|| panic!("a list: {list}"))
@@ -91,8 +85,8 @@ fn names(list: &Value, field: &str) -> Vec<String> {
 
 fn second_apply_changes_what_the_manifest_changed(server: &TestApiServer, version: &str) {
     let ns = format!("smp-{}", version.replace('.', "-"));
-    let v1 = write(server, &format!("v1-{ns}.yaml"), V1, &ns);
-    let v2 = write(server, &format!("v2-{ns}.yaml"), V2, &ns);
+    let v1 = server.write_manifest(&format!("v1-{ns}.yaml"), V1, &ns);
+    let v2 = server.write_manifest(&format!("v2-{ns}.yaml"), V2, &ns);
     let out = server.kubectl_ok(version, &["apply", "-f", &v1]);
     assert!(out.contains("deployment.apps/web created"), "{out}");
     let first = server.kubectl_get(version, "deployment/web", &ns);

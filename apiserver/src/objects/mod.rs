@@ -24,6 +24,7 @@ mod decode;
 mod defaults;
 pub mod event_conversion;
 mod kinds;
+pub mod managed;
 mod meta;
 mod pod;
 mod scale;

@@ -40,11 +40,24 @@ pub struct Schema<'a> {
     node: Option<&'a Value>,
 }
 
-/// A field's strategy, from its `x-kubernetes-patch-strategy` and `-merge-key`.
+/// A field's strategies: for strategic merge patch from its `x-kubernetes-patch-strategy` and
+/// `-merge-key`; for server-side apply from `x-kubernetes-list-type` and `-list-map-keys`.
 #[derive(Default)]
-struct FieldMeta<'a> {
+pub(crate) struct FieldMeta<'a> {
     merge: bool,
     merge_key: Option<&'a str>,
+    /// How server-side apply treats the field when it is a list.
+    pub list: ListType<'a>,
+}
+
+/// `x-kubernetes-list-type`: `atomic` (the default) lists are owned and replaced whole, `set`
+/// lists element by element, `map` lists element by element identified by their keys.
+#[derive(Default, Clone, Copy, Debug, PartialEq)]
+pub(crate) enum ListType<'a> {
+    #[default]
+    Atomic,
+    Set,
+    Map(&'a [Value]),
 }
 
 impl<'a> Schema<'a> {
@@ -88,7 +101,7 @@ impl<'a> Schema<'a> {
     }
 
     /// The schema of `key`'s value (for a list, of its elements) and the field's strategy.
-    fn field(&self, key: &str) -> (Schema<'a>, FieldMeta<'a>) {
+    pub(crate) fn field(&self, key: &str) -> (Schema<'a>, FieldMeta<'a>) {
         let property = self.node.map(|node| self.resolve(node)).and_then(|object| {
             object
                 .get("properties")
@@ -102,11 +115,23 @@ impl<'a> Schema<'a> {
             .get("x-kubernetes-patch-strategy")
             .and_then(Value::as_str)
             .unwrap_or_default();
+        let list = match property
+            .get("x-kubernetes-list-type")
+            .and_then(Value::as_str)
+        {
+            Some("set") => ListType::Set,
+            Some("map") => property
+                .get("x-kubernetes-list-map-keys")
+                .and_then(Value::as_array)
+                .map_or(ListType::Atomic, |keys| ListType::Map(keys)),
+            _ => ListType::Atomic,
+        };
         let meta = FieldMeta {
             merge: strategy.split(',').any(|s| s == "merge"),
             merge_key: property
                 .get("x-kubernetes-patch-merge-key")
                 .and_then(Value::as_str),
+            list,
         };
         let resolved = self.resolve(property);
         let child = if resolved.get("type").and_then(Value::as_str) == Some("array") {
@@ -121,6 +146,17 @@ impl<'a> Schema<'a> {
             },
             meta,
         )
+    }
+
+    /// Whether the value here is owned and replaced whole by server-side apply
+    /// (`x-kubernetes-map-type: atomic`, as `LabelSelector`).
+    pub(crate) fn is_atomic_map(&self) -> bool {
+        self.node.is_some_and(|node| {
+            self.resolve(node)
+                .get("x-kubernetes-map-type")
+                .and_then(Value::as_str)
+                == Some("atomic")
+        })
     }
 
     fn leave(&self) -> Schema<'a> {

@@ -21,7 +21,7 @@ use super::cache::Cached;
 use super::request::{ResourceRequest, Verb};
 use super::{Body, Query, Server, bytes_response, ipalloc, json_response};
 use crate::errors::{ApiError, OPTIMISTIC_LOCK_MESSAGE};
-use crate::objects::{self, event_conversion, strategic};
+use crate::objects::{self, event_conversion, managed, strategic};
 use crate::storage::{
     KeyValue, ListOptions, Preconditions, Revision, Storage, StorageError, encode_continue,
 };
@@ -502,6 +502,18 @@ impl Ctx<'_> {
         obj: &mut Value,
         unknown: Vec<objects::UnknownField>,
     ) -> Result<(), ApiError> {
+        self.unknown_fields_or(obj, unknown, "Warn")
+    }
+
+    /// [`Self::unknown_fields`] with `default` when the request sets no `fieldValidation`
+    /// (server-side apply refuses unknown fields unless told otherwise, as Kubernetes' typed
+    /// apply does).
+    fn unknown_fields_or(
+        &self,
+        obj: &mut Value,
+        unknown: Vec<objects::UnknownField>,
+        default: &str,
+    ) -> Result<(), ApiError> {
         let mut warnings = self.warnings.lock().unwrap_or_else(|e| e.into_inner());
         // A retried read-modify-write starts over.
         warnings.clear();
@@ -512,8 +524,8 @@ impl Ctx<'_> {
             .iter()
             .map(|f| format!("unknown field {}", go_quote(&f.path())))
             .collect();
-        match self.query.get("fieldValidation") {
-            Some("Strict") => {
+        match self.query.get("fieldValidation").unwrap_or(default) {
+            "Strict" => {
                 return Err(ApiError::bad_request(&format!(
                     "{kind} in version {version} cannot be handled as a {kind}: strict decoding error: {list}",
                     kind = self.info.kind,
@@ -521,7 +533,7 @@ impl Ctx<'_> {
                     list = described.join(", ")
                 )));
             }
-            Some("Ignore") => {}
+            "Ignore" => {}
             _ => *warnings = described,
         }
         for field in &unknown {
@@ -532,6 +544,59 @@ impl Ctx<'_> {
 
     fn store(&self) -> &dyn Storage {
         self.server.store.as_ref()
+    }
+
+    /// The manager of this write: `fieldManager`, else the client's user agent, as
+    /// kube-apiserver names it.
+    fn manager_name(&self, headers: &HeaderMap) -> Result<String, ApiError> {
+        match self.query.get("fieldManager").filter(|m| !m.is_empty()) {
+            Some(name) => {
+                managed::check_manager_name(name)?;
+                Ok(name.to_owned())
+            }
+            None => Ok(managed::manager_from_user_agent(
+                headers
+                    .get(http::header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok()),
+            )),
+        }
+    }
+
+    /// The part of the object a write to `sub` covers, for field ownership.
+    fn scope(&self, sub: Option<&str>) -> managed::Scope {
+        match sub {
+            Some("status") => managed::Scope::Status,
+            _ if objects::has_status_subresource(self.info) => managed::Scope::MainWithoutStatus,
+            _ => managed::Scope::Main,
+        }
+    }
+
+    fn api_version(&self) -> String {
+        if self.info.group.is_empty() {
+            self.info.version.to_owned()
+        } else {
+            format!("{}/{}", self.info.group, self.info.version)
+        }
+    }
+
+    /// Records in `next`'s managedFields what this (non-apply) write changed over `old`.
+    fn record_update(
+        &self,
+        manager: &str,
+        sub: Option<&str>,
+        old: Option<&Value>,
+        next: &mut Value,
+    ) {
+        let api_version = self.api_version();
+        let now = now_rfc3339();
+        let writer = managed::Manager {
+            name: manager,
+            api_version: &api_version,
+            subresource: sub.filter(|s| *s != "finalize"),
+            now: &now,
+        };
+        let schema = strategic::Schema::of_kind(self.info.group, self.info.kind);
+        managed::record_update(old, next, schema, self.scope(sub), &writer);
     }
 
     fn key(&self, name: &str) -> String {
@@ -843,6 +908,18 @@ impl Ctx<'_> {
         let mut obj = decode_body(headers, body)?;
         let unknown = objects::decode_typed(self.info, &obj)?;
         self.unknown_fields(&mut obj, unknown)?;
+        let manager = self.manager_name(headers)?;
+        self.create_object(obj, &manager, None).await
+    }
+
+    /// Creates `obj` (decoded and field-validated); `applied` carries the managedFields of a
+    /// server-side apply that creates, instead of recording `manager`'s update.
+    async fn create_object(
+        &self,
+        obj: Value,
+        manager: &str,
+        applied: Option<Value>,
+    ) -> Result<Response<Body>, ApiError> {
         let generate = obj
             .pointer("/metadata/generateName")
             .and_then(Value::as_str)
@@ -871,6 +948,10 @@ impl Ctx<'_> {
                 &now_rfc3339(),
                 &new_uid(),
             )?;
+            match &applied {
+                Some(fields) => attempt["metadata"]["managedFields"] = fields.clone(),
+                None => self.record_update(manager, None, None, &mut attempt),
+            }
             let name = attempt
                 .pointer("/metadata/name")
                 .and_then(Value::as_str)
@@ -1010,10 +1091,12 @@ impl Ctx<'_> {
         check_body_name(&new, name)?;
         let preconditions = body_preconditions(&new)?;
         let info = self.info;
+        let manager = self.manager_name(headers)?;
         let obj = self
             .modify(name, preconditions, &mut |old| {
                 let mut next = new.clone();
                 objects::prepare_update(info, sub, old, &mut next)?;
+                self.record_update(&manager, sub, Some(old), &mut next);
                 Ok(next)
             })
             .await?;
@@ -1030,11 +1113,13 @@ impl Ctx<'_> {
         check_body_name(&scale, name)?;
         let preconditions = body_preconditions(&scale)?;
         let info = self.info;
+        let manager = self.manager_name(headers)?;
         let obj = self
             .modify(name, preconditions, &mut |old| {
                 let mut next = old.clone();
                 objects::apply_scale(&mut next, &scale)?;
                 objects::prepare_update(info, None, old, &mut next)?;
+                self.record_update(&manager, Some("scale"), Some(old), &mut next);
                 Ok(next)
             })
             .await?;
@@ -1077,9 +1162,10 @@ impl Ctx<'_> {
                     ApiError::bad_request(&format!("error decoding a strategic merge patch: {e}"))
                 })?)
             }
-            // Server-side apply is not built yet.
+            "application/apply-patch+yaml" => return self.apply(name, sub, body).await,
             _ => return Err(ApiError::unsupported_patch_type(content_type)),
         };
+        let manager = self.manager_name(headers)?;
         let info = self.info;
         let qr = self.qr();
         let scale = sub == Some("scale");
@@ -1126,6 +1212,7 @@ impl Ctx<'_> {
                 let unknown = objects::decode_typed(info, &next)?;
                 self.unknown_fields(&mut next, unknown)?;
                 objects::prepare_update(info, if scale { None } else { sub }, old, &mut next)?;
+                self.record_update(&manager, sub, Some(old), &mut next);
                 Ok(next)
             })
             .await?;
@@ -1136,6 +1223,96 @@ impl Ctx<'_> {
             ));
         }
         Ok(self.respond(StatusCode::OK, &obj))
+    }
+
+    /// Server-side apply (`application/apply-patch+yaml`): merges the applied configuration
+    /// into the object, or creates it (201), tracking ownership in managedFields; conflicts
+    /// with other managers are 409 unless `force=true`.
+    async fn apply(
+        &self,
+        name: &str,
+        sub: Option<&str>,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
+        if sub == Some("scale") {
+            return Err(ApiError::unsupported_patch_type(
+                "application/apply-patch+yaml",
+            ));
+        }
+        let Some(manager) = self.query.get("fieldManager").filter(|m| !m.is_empty()) else {
+            return Err(ApiError::new(
+                422,
+                crate::errors::StatusReason::Invalid,
+                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+            ));
+        };
+        managed::check_manager_name(manager)?;
+        let force = self.query.get("force").is_some_and(|f| f == "true");
+        let text = std::str::from_utf8(body)
+            .map_err(|_| ApiError::bad_request("the apply patch is not UTF-8"))?;
+        let applied = api_types::yaml::from_yaml_document(text)
+            .map_err(|e| ApiError::bad_request(&format!("error decoding YAML: {e}")))?;
+        self.check_applied(&applied, name)?;
+        let api_version = self.api_version();
+        let now = now_rfc3339();
+        let writer = managed::Manager {
+            name: manager,
+            api_version: &api_version,
+            subresource: sub,
+            now: &now,
+        };
+        let schema = strategic::Schema::of_kind(self.info.group, self.info.kind);
+        let scope = self.scope(sub);
+        let info = self.info;
+        let updated = self
+            .modify(name, Preconditions::none(), &mut |old| {
+                let mut next = managed::apply(Some(old), &applied, schema, scope, &writer, force)?;
+                let unknown = objects::decode_typed(info, &next)?;
+                self.unknown_fields_or(&mut next, unknown, "Strict")?;
+                objects::prepare_update(info, sub, old, &mut next)?;
+                Ok(next)
+            })
+            .await;
+        match updated {
+            Ok(obj) => Ok(self.respond(StatusCode::OK, &obj)),
+            Err(e) if e.code() == 404 && sub.is_none() => {
+                let mut created = managed::apply(None, &applied, schema, scope, &writer, force)?;
+                let fields = created.pointer("/metadata/managedFields").cloned();
+                if let Some(meta) = created.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.insert("name".into(), json!(name));
+                }
+                let unknown = objects::decode_typed(info, &created)?;
+                self.unknown_fields_or(&mut created, unknown, "Strict")?;
+                self.check_namespace().await?;
+                self.create_object(created, manager, fields).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// An applied configuration must be an object of this kind, named as the URL names it.
+    fn check_applied(&self, applied: &Value, name: &str) -> Result<(), ApiError> {
+        let Value::Object(map) = applied else {
+            return Err(ApiError::bad_request("an apply patch must be an object"));
+        };
+        let api_version = map
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let kind = map.get("kind").and_then(Value::as_str).unwrap_or_default();
+        if api_version.is_empty() || kind.is_empty() {
+            return Err(ApiError::bad_request(
+                "the apply patch must set apiVersion and kind",
+            ));
+        }
+        if kind != self.info.kind || api_version != self.api_version() {
+            return Err(ApiError::bad_request(&format!(
+                "the apply patch is a {api_version}, Kind={kind}, not the {}, Kind={} of the URL",
+                self.api_version(),
+                self.info.kind
+            )));
+        }
+        check_body_name(applied, name)
     }
 
     async fn delete(&self, name: &str, body: &[u8]) -> Result<Response<Body>, ApiError> {
