@@ -181,12 +181,18 @@ fn server_side_apply(server: &TestApiServer, version: &str) {
         managers(&c)
     );
     let cm2 = server.write_manifest(&format!("cm2-{ns}.yaml"),
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: NS}\ndata: {a: \"1\"}\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: NS}\ndata: {a: \"9\"}\n",
         &ns,
     );
     server.kubectl_ok(version, &["apply", "--server-side", "-f", &cm2]);
     let c = get("configmap/settings");
-    assert_eq!(c["data"], json!({"a": "1"}), "{c}");
+    // A changed value the client-side manager set: no conflict for `kubectl` taking over, as
+    // on Kubernetes; b, no longer applied, goes; the annotation follows the new configuration.
+    assert_eq!(c["data"], json!({"a": "9"}), "{c}");
+    let last = c["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(last.contains(r#""a":"9""#), "{last}");
 }
 
 #[test]

@@ -486,7 +486,18 @@ pub fn apply(
         }
     }
     if !conflicts.is_empty() && !force {
-        return Err(conflict_error(&entries, &conflicts));
+        // Kubernetes' lastAppliedManager: `kubectl` taking over from client-side apply does not
+        // conflict on fields still as the last-applied-configuration annotation set them.
+        let upgraded = manager.name == KUBECTL
+            && last_applied(live).is_some_and(|last| {
+                let set = leaves(&last, schema, scope);
+                conflicts
+                    .iter()
+                    .all(|(_, path)| set.get(path).is_some_and(|v| current.get(path) == Some(v)))
+            });
+        if !upgraded {
+            return Err(conflict_error(&entries, &conflicts));
+        }
     }
     for (index, path) in &conflicts {
         entries[*index].fields.remove(path);
@@ -545,6 +556,18 @@ pub fn apply(
             fields,
         }),
     }
+    // Kubernetes' lastAppliedUpdater: `kubectl`'s server-side apply keeps an existing
+    // last-applied-configuration annotation in step, so a later client-side apply sees it.
+    if manager.name == KUBECTL && last_applied(live).is_some() {
+        let mut config = applied.clone();
+        if let Some(Value::Object(annotations)) = config.pointer_mut("/metadata/annotations") {
+            annotations.remove(LAST_APPLIED);
+        }
+        let text = serde_json::to_string(&config).unwrap_or_default();
+        if let Some(Value::Object(annotations)) = merged.pointer_mut("/metadata/annotations") {
+            annotations.insert(LAST_APPLIED.into(), Value::String(text));
+        }
+    }
     // Ownership of fields that no longer exist ends.
     let existing = leaves(&merged, schema, scope);
     for entry in &mut entries {
@@ -552,6 +575,19 @@ pub fn apply(
     }
     store_entries(&mut merged, &entries);
     Ok(merged)
+}
+
+/// The manager `kubectl apply --server-side` uses by default.
+const KUBECTL: &str = "kubectl";
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The client-side apply annotation of `obj`, parsed.
+fn last_applied(obj: &Value) -> Option<Value> {
+    let text = obj
+        .pointer("/metadata/annotations")?
+        .get(LAST_APPLIED)?
+        .as_str()?;
+    serde_json::from_str(text).ok()
 }
 
 fn conflict_error(entries: &[Entry], conflicts: &[(usize, Path)]) -> ApiError {

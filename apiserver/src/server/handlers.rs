@@ -74,10 +74,11 @@ pub async fn dispatch(
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         server,
         info: request.info,
         namespace: request.namespace.clone(),
+        dry_run: query.get("dryRun") == Some("All"),
         query,
         accept,
         warnings: std::sync::Mutex::new(Vec::new()),
@@ -85,12 +86,34 @@ pub async fn dispatch(
     if matches!(request.verb, Verb::Create | Verb::Update | Verb::Patch) {
         check_field_validation(&ctx.query, request.verb)?;
     }
+    if matches!(
+        request.verb,
+        Verb::Create | Verb::Update | Verb::Patch | Verb::Delete | Verb::DeleteCollection
+    ) {
+        check_dry_run(&ctx.query, request.verb)?;
+    }
     let body = match request.verb {
         Verb::Create | Verb::Update | Verb::Patch | Verb::Delete | Verb::DeleteCollection => {
             read_body(body).await?
         }
         _ => Bytes::new(),
     };
+    if matches!(request.verb, Verb::Delete | Verb::DeleteCollection) {
+        // kubectl sends a delete's dryRun in its DeleteOptions.
+        let options: Value = serde_json::from_slice(&body).unwrap_or_default();
+        if let Some(values) = options.get("dryRun").and_then(Value::as_array) {
+            for value in values {
+                match value.as_str() {
+                    Some("All") => ctx.dry_run = true,
+                    other => {
+                        let mut query = Query::parse(None);
+                        query.push("dryRun", other.unwrap_or_default());
+                        check_dry_run(&query, request.verb)?;
+                    }
+                }
+            }
+        }
+    }
     let name = request.name.as_deref();
     let response = match (request.verb, request.subresource.as_deref(), name) {
         (Verb::Get, None | Some("status"), Some(name)) => ctx.get(name).await,
@@ -134,25 +157,47 @@ pub async fn dispatch(
 fn check_field_validation(query: &Query, verb: Verb) -> Result<(), ApiError> {
     match query.get("fieldValidation") {
         None | Some("" | "Ignore" | "Warn" | "Strict") => Ok(()),
-        Some(other) => {
-            let options = match verb {
-                Verb::Create => "CreateOptions",
-                Verb::Update => "UpdateOptions",
-                _ => "PatchOptions",
-            };
-            Err(ApiError::invalid(
-                options,
-                "meta.k8s.io",
-                "",
-                &[api_types::validation::FieldError {
-                    kind: api_types::validation::FieldErrorType::NotSupported,
-                    field: "fieldValidation".into(),
-                    bad_value: Some(go_quote(other)),
-                    detail: r#"supported values: "", "Ignore", "Strict", "Warn""#.into(),
-                }],
-            ))
-        }
+        Some(other) => Err(unsupported_option(
+            verb,
+            "fieldValidation",
+            other,
+            r#"supported values: "", "Ignore", "Strict", "Warn""#,
+        )),
     }
+}
+
+/// `dryRun` must be absent or `All` (422 otherwise, as kube-apiserver's `ValidateDryRun`).
+fn check_dry_run(query: &Query, verb: Verb) -> Result<(), ApiError> {
+    match query.get("dryRun") {
+        None | Some("" | "All") => Ok(()),
+        Some(other) => Err(unsupported_option(
+            verb,
+            "dryRun",
+            other,
+            r#"supported values: "All""#,
+        )),
+    }
+}
+
+/// 422 for an option value the server does not support, on the verb's options kind.
+fn unsupported_option(verb: Verb, field: &str, value: &str, detail: &str) -> ApiError {
+    let options = match verb {
+        Verb::Create => "CreateOptions",
+        Verb::Update => "UpdateOptions",
+        Verb::Delete | Verb::DeleteCollection => "DeleteOptions",
+        _ => "PatchOptions",
+    };
+    ApiError::invalid(
+        options,
+        "meta.k8s.io",
+        "",
+        &[api_types::validation::FieldError {
+            kind: api_types::validation::FieldErrorType::NotSupported,
+            field: field.into(),
+            bad_value: Some(go_quote(value)),
+            detail: detail.into(),
+        }],
+    )
 }
 
 /// How much of a request body the server reads and drops before answering without it.
@@ -490,6 +535,8 @@ struct Ctx<'a> {
     accept: Option<String>,
     /// `Warning` headers for the response (`fieldValidation=Warn`).
     warnings: std::sync::Mutex<Vec<String>>,
+    /// `dryRun=All`, in the query or (deletes) in the DeleteOptions body.
+    dry_run: bool,
 }
 
 impl Ctx<'_> {
@@ -901,7 +948,7 @@ impl Ctx<'_> {
     }
 
     fn dry_run(&self) -> bool {
-        self.query.get("dryRun").is_some_and(|d| d == "All")
+        self.dry_run
     }
 
     async fn create(&self, headers: &HeaderMap, body: &[u8]) -> Result<Response<Body>, ApiError> {
@@ -1028,6 +1075,12 @@ impl Ctx<'_> {
         preconditions: Preconditions,
         change: &mut (dyn FnMut(&Value) -> Result<Value, ApiError> + Send),
     ) -> Result<Value, ApiError> {
+        if self.dry_run() {
+            // Everything but the write: the same change, defaults and validation.
+            let (kv, old) = self.read(name).await?;
+            preconditions.check(&kv).map_err(self.storage_error(name))?;
+            return change(&old);
+        }
         let info = self.info;
         let mut update = |current: Option<&KeyValue>| -> Result<Bytes, StorageError> {
             let current = current.ok_or_else(|| StorageError::NotFound { key: String::new() })?;
@@ -1447,6 +1500,7 @@ impl Ctx<'_> {
                 query: self.query.clone(),
                 accept: None,
                 warnings: std::sync::Mutex::new(Vec::new()),
+                dry_run: self.dry_run,
             };
             match ctx.delete_one(name, &options).await {
                 Ok(obj) => deleted.push(obj),

@@ -450,6 +450,11 @@ pub struct Query {
 }
 
 impl Query {
+    /// Adds a parameter.
+    pub fn push(&mut self, key: &str, value: &str) {
+        self.pairs.push((key.to_owned(), value.to_owned()));
+    }
+
     pub fn parse(query: Option<&str>) -> Query {
         let pairs = query
             .unwrap_or_default()
