@@ -13,6 +13,7 @@ pub mod discovery;
 pub mod errors;
 pub mod objects;
 pub mod openapi;
+pub mod openapi_v2;
 pub mod protobuf;
 pub mod server;
 pub mod storage;

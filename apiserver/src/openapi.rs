@@ -15,8 +15,7 @@
 //! (`objects::strategic`) reads them from [`patch_schemas`] — the same annotated schemas — as
 //! kube-apiserver's `PatchMetaFromOpenAPI` does.
 //!
-//! Not published: OpenAPI v2 (`/openapi/v2`, which kubectl 1.27/1.28 request as gnostic
-//! protobuf).
+//! OpenAPI v2 (`/openapi/v2`) is these documents restated: [`crate::openapi_v2`].
 
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};

@@ -141,6 +141,11 @@ fn kubectl_1_30_server_dry_runs_persist_nothing() {
 }
 
 #[test]
+fn kubectl_1_27_server_dry_runs_persist_nothing() {
+    dry_runs("1.27");
+}
+
+#[test]
 fn dry_run_values_other_than_all_are_refused() {
     let server = TestApiServer::start(Backend::Embedded);
     let token = Some(tests::apiserver::TOKEN);

@@ -134,6 +134,19 @@ fn kubectl_1_33_applies_with_strict_validation() {
     kubectl_with_default_validation(&server, "1.33");
 }
 
+/// kubectl 1.27 and 1.28 fetch `/openapi/v2` (gnostic protobuf) before anything else.
+#[test]
+fn kubectl_1_27_applies_with_strict_validation() {
+    let server = TestApiServer::start(Backend::Embedded);
+    kubectl_with_default_validation(&server, "1.27");
+}
+
+#[test]
+fn kubectl_1_28_applies_with_strict_validation() {
+    let server = TestApiServer::start(Backend::Embedded);
+    kubectl_with_default_validation(&server, "1.28");
+}
+
 #[test]
 fn kubectl_1_30_applies_with_strict_validation() {
     let server = TestApiServer::start(Backend::Embedded);
@@ -165,6 +178,16 @@ fn openapi_documents_and_field_validation_over_http() {
         );
         assert_eq!(doc.json()["openapi"], "3.0.0");
     }
+    // OpenAPI v2: gnostic protobuf for those who ask (kubectl 1.27/1.28), JSON otherwise.
+    let v2 = server.raw("GET", "/openapi/v2", None, None, token);
+    assert_eq!(v2.code, 200);
+    let v2 = v2.json();
+    assert_eq!(v2["swagger"], "2.0");
+    assert_eq!(
+        v2["definitions"]["io.k8s.api.apps.v1.Deployment"]["x-kubernetes-group-version-kind"][0]["kind"],
+        "Deployment"
+    );
+    assert_eq!(server.raw("GET", "/openapi/v2", None, None, None).code, 401);
     // A stale hash is redirected to the current document.
     let stale = server.raw(
         "GET",

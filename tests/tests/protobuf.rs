@@ -137,6 +137,12 @@ fn kubectl_1_32_create_generators_send_protobuf() {
     create_generators("1.32");
 }
 
+/// kubectl 1.27 sends JSON for the same commands.
+#[test]
+fn kubectl_1_27_create_generators_send_json() {
+    create_generators("1.27");
+}
+
 #[test]
 fn malformed_protobuf_is_a_bad_request() {
     let server = TestApiServer::start(Backend::Embedded);

@@ -202,9 +202,15 @@ fn kubectl_1_33_server_side_apply() {
 }
 
 #[test]
-fn kubectl_1_29_server_side_apply() {
+fn kubectl_1_30_server_side_apply() {
     let server = TestApiServer::start(Backend::Embedded);
-    server_side_apply(&server, "1.29");
+    server_side_apply(&server, "1.30");
+}
+
+#[test]
+fn kubectl_1_27_server_side_apply() {
+    let server = TestApiServer::start(Backend::Embedded);
+    server_side_apply(&server, "1.27");
 }
 
 #[test]

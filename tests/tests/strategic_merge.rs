@@ -185,9 +185,16 @@ fn kubectl_1_33_second_apply_is_a_strategic_merge() {
 }
 
 #[test]
-fn kubectl_1_29_second_apply_is_a_strategic_merge() {
+fn kubectl_1_30_second_apply_is_a_strategic_merge() {
     let server = TestApiServer::start(Backend::Embedded);
-    second_apply_changes_what_the_manifest_changed(&server, "1.29");
+    second_apply_changes_what_the_manifest_changed(&server, "1.30");
+}
+
+/// kubectl 1.27 takes the patch strategies from `/openapi/v2`.
+#[test]
+fn kubectl_1_27_second_apply_is_a_strategic_merge() {
+    let server = TestApiServer::start(Backend::Embedded);
+    second_apply_changes_what_the_manifest_changed(&server, "1.27");
 }
 
 #[test]

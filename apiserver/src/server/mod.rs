@@ -390,6 +390,25 @@ impl Server {
             Route::OpenApiV3(path) => {
                 openapi_v3(&path, Query::parse(req.uri().query()).get("hash"))
             }
+            Route::OpenApiV2 => {
+                let document = crate::openapi_v2::document();
+                let accept = req
+                    .headers()
+                    .get(http::header::ACCEPT)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                Ok(
+                    if accept.contains("application/com.github.proto-openapi.spec.v2") {
+                        bytes_response(
+                            StatusCode::OK,
+                            crate::openapi_v2::PROTOBUF,
+                            document.protobuf.clone(),
+                        )
+                    } else {
+                        bytes_response(StatusCode::OK, "application/json", document.json.clone())
+                    },
+                )
+            }
             Route::Resource(_) => Err(ApiError::not_found_path()),
         }
     }

@@ -61,6 +61,8 @@ pub enum Route {
     },
     /// `/openapi/v3` (the index, `""`) or `/openapi/v3/<api/v1|apis/<group>/<version>>`.
     OpenApiV3(String),
+    /// `/openapi/v2`.
+    OpenApiV2,
     Resource(ResourceRequest),
 }
 
@@ -76,6 +78,7 @@ pub fn route(method: &http::Method, path: &str, watch_param: bool) -> Result<Rou
         "/api" => return Ok(Route::DiscoveryRoot { core: true }),
         "/apis" => return Ok(Route::DiscoveryRoot { core: false }),
         "/openapi/v3" => return Ok(Route::OpenApiV3(String::new())),
+        "/openapi/v2" => return Ok(Route::OpenApiV2),
         _ => {}
     }
     if let Some(document) = path.strip_prefix("/openapi/v3/") {
