@@ -231,6 +231,29 @@ fn openapi_documents_and_field_validation_over_http() {
             .code,
         404
     );
+    // Duplicate fields: named with their path, the last value kept when allowed.
+    let twice = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"d","name":"d"},"data":{"a":"1","a":"2"},"extra":1}"#;
+    let strict = server.raw(
+        "POST",
+        &format!("{base}?fieldValidation=Strict"),
+        Some("application/json"),
+        Some(twice),
+        token,
+    );
+    assert_eq!(strict.code, 400, "{}", strict.body);
+    assert_eq!(
+        strict.json()["message"],
+        r#"ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: duplicate field "metadata.name", duplicate field "data.a", unknown field "extra""#
+    );
+    let warned = server.raw("POST", base, Some("application/json"), Some(twice), token);
+    assert_eq!(warned.code, 201, "{}", warned.body);
+    let duplicate_warning = r#"299 - "duplicate field \"data.a\"""#;
+    assert!(
+        warned.headers.contains(duplicate_warning),
+        "{}",
+        warned.headers
+    );
+    assert_eq!(warned.json()["data"]["a"], "2");
     let warned = server.raw("POST", base, Some("application/json"), Some(body), token);
     assert_eq!(warned.code, 201, "{}", warned.body);
     assert!(

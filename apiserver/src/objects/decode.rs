@@ -99,6 +99,94 @@ fn check<T: DeserializeOwned>(
     Ok(unknown)
 }
 
+/// The fields a JSON document sets more than once (`spec.replicas`, `metadata.labels.app`), in
+/// document order: Kubernetes' strict decoder reports each; decoding keeps the last value.
+/// Not JSON: none (the body's own decoding reports the error).
+pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    use std::borrow::Cow;
+    use std::collections::HashSet;
+
+    struct Walk<'o> {
+        path: String,
+        out: &'o mut Vec<String>,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Walk<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Walk<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = HashSet::new();
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                let path = if self.path.is_empty() {
+                    key.to_string()
+                } else {
+                    format!("{}.{key}", self.path)
+                };
+                if !seen.insert(key) {
+                    self.out.push(path.clone());
+                }
+                map.next_value_seed(Walk {
+                    path,
+                    out: self.out,
+                })?;
+            }
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut index = 0;
+            loop {
+                let walk = Walk {
+                    path: format!("{}[{index}]", self.path),
+                    out: self.out,
+                };
+                if seq.next_element_seed(walk)?.is_none() {
+                    return Ok(());
+                }
+                index += 1;
+            }
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+    }
+
+    let mut out = Vec::new();
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let walk = Walk {
+        path: String::new(),
+        out: &mut out,
+    };
+    if walk.deserialize(&mut deserializer).is_err() {
+        return Vec::new();
+    }
+    out
+}
+
 /// A field of a request body that its kind's type does not know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownField(Vec<Seg>);

@@ -37,7 +37,7 @@ mod tests;
 use api_types::registry::ResourceInfo;
 use serde_json::{Value, json};
 
-pub use decode::{UnknownField, decode_typed};
+pub use decode::{UnknownField, decode_typed, duplicate_fields};
 pub use pod::graceful_pod_deletion;
 pub use scale::{apply_scale, to_scale};
 

@@ -10,6 +10,7 @@
 //! object as kube-apiserver's `PatchMetaFromOpenAPI` walks them.
 //!
 //! Directives:
+//! - `"$patch": "merge"` says the default (Kubernetes refuses it; Ferry merges);
 //! - `"$patch": "replace"` in a map replaces it; in a merging list (as an element) replaces the
 //!   list with the patch's other elements; `"$patch": "delete"` in a map deletes it, as a list
 //!   element deletes the elements with its merge key;
@@ -201,6 +202,11 @@ fn merge_map(
                 merge_map(Map::new(), patch, schema)
             }
             Some("delete") => Ok(Map::new()),
+            // The default, said explicitly (Kubernetes refuses it; Ferry takes it at its word).
+            Some("merge") => {
+                patch.remove(DIRECTIVE);
+                merge_map(original, patch, schema)
+            }
             _ => Err(bad_request(format!(
                 "unknown patch type: {directive} in map: {}",
                 Value::Object(patch.clone())
@@ -379,11 +385,9 @@ fn apply_list_directives(
                 original.retain(|live| live.get(key) != Some(value));
             }
             Some("replace") => replace = true,
-            Some("merge") => {
-                return Err(bad_request(
-                    "merging lists cannot yet be specified in the patch".into(),
-                ));
-            }
+            // The default for a merging list, said explicitly (Kubernetes refuses it with
+            // "merging lists cannot yet be specified in the patch"; Ferry takes it at its word).
+            Some("merge") => {}
             _ => {
                 return Err(bad_request(format!(
                     "unknown patch type: {directive} in map: {item}"
@@ -716,6 +720,26 @@ mod tests {
             json!({"metadata": {"labels": {"$patch": "delete"}}}),
         );
         assert_eq!(out, json!({"metadata": {"labels": {}}, "spec": {"x": 1}}));
+    }
+
+    #[test]
+    fn patch_merge_directive_is_the_default_said_aloud() {
+        let live = json!({"metadata": {"labels": {"a": "1"}}});
+        let out = patch(
+            "",
+            "Pod",
+            live,
+            json!({"metadata": {"labels": {"b": "2", "$patch": "merge"}}}),
+        );
+        assert_eq!(out, json!({"metadata": {"labels": {"a": "1", "b": "2"}}}));
+        let live = deployment(json!([{"name": "a"}]));
+        let out = patch(
+            "apps",
+            "Deployment",
+            live,
+            deployment(json!([{"$patch": "merge"}, {"name": "b"}])),
+        );
+        assert_eq!(out, deployment(json!([{"name": "b"}, {"name": "a"}])));
     }
 
     #[test]

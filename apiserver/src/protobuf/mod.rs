@@ -9,7 +9,9 @@
 //!
 //! The field numbers are data ([`fields::MESSAGES`], generated from the `k8s-pb` crate's sources
 //! by `xtask/protobuf_fields.py`); each field's JSON name is the schema property it matches in
-//! the served OpenAPI schemas. Go writes every non-pointer field, empty or not; an empty string
+//! the served OpenAPI schemas. The wire format is read with `prost`'s primitives. (`k8s-pb`'s
+//! generated structs are not used directly: they carry no JSON mapping, so each of the ~200
+//! messages would need a hand-written conversion to the JSON the rest of the server works on.) Go writes every non-pointer field, empty or not; an empty string
 //! field is left out here, as Go's `omitempty` leaves it out of JSON, and a zero `Time` is no time.
 //!
 //! Responses are JSON: kubectl's `Accept` lists `application/json` after protobuf.
@@ -21,6 +23,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use base64::Engine;
+use prost::encoding::{WireType, decode_key, decode_varint};
 use serde_json::{Map, Value};
 
 use crate::errors::ApiError;
@@ -446,27 +449,13 @@ impl Wire<'_> {
     }
 }
 
-/// Reads protobuf fields from a buffer; every read is bounds-checked.
+/// Reads protobuf fields from a buffer with prost's wire primitives; every read is
+/// bounds-checked.
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
     fn varint(&mut self) -> Result<u64, ApiError> {
-        let mut value = 0u64;
-        for shift in (0..70).step_by(7) {
-            let (&byte, rest) = self
-                .0
-                .split_first()
-                .ok_or_else(|| bad("truncated varint"))?;
-            self.0 = rest;
-            if shift == 63 && byte > 1 {
-                return Err(bad("varint overflows 64 bits"));
-            }
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(bad("varint overflows 64 bits"))
+        decode_varint(&mut self.0).map_err(bad)
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], ApiError> {
@@ -483,23 +472,24 @@ impl<'a> Reader<'a> {
         if self.0.is_empty() {
             return Ok(None);
         }
-        let key = self.varint()?;
-        let tag = u32::try_from(key >> 3).map_err(|_| bad("a field number out of range"))?;
-        let wire = match key & 7 {
-            0 => Wire::Varint(self.varint()?),
-            1 => Wire::Fixed64(u64::from_le_bytes(
+        let (tag, wire_type) = decode_key(&mut self.0).map_err(bad)?;
+        let wire = match wire_type {
+            WireType::Varint => Wire::Varint(self.varint()?),
+            WireType::SixtyFourBit => Wire::Fixed64(u64::from_le_bytes(
                 self.take(8)?.try_into().unwrap_or_default(),
             )),
-            2 => {
+            WireType::LengthDelimited => {
                 let len =
                     usize::try_from(self.varint()?).map_err(|_| bad("a length out of range"))?;
                 Wire::Len(self.take(len)?)
             }
-            5 => {
+            WireType::ThirtyTwoBit => {
                 self.take(4)?;
                 Wire::Fixed32
             }
-            other => return Err(bad(format!("wire type {other} is not supported"))),
+            WireType::StartGroup | WireType::EndGroup => {
+                return Err(bad("protobuf groups are not supported"));
+            }
         };
         Ok(Some((tag, wire)))
     }

@@ -79,6 +79,7 @@ pub async fn dispatch(
         info: request.info,
         namespace: request.namespace.clone(),
         dry_run: query.get("dryRun") == Some("All"),
+        duplicates: Vec::new(),
         query,
         accept,
         warnings: std::sync::Mutex::new(Vec::new()),
@@ -98,6 +99,24 @@ pub async fn dispatch(
         }
         _ => Bytes::new(),
     };
+    let media = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or("application/json")
+        .trim();
+    if matches!(request.verb, Verb::Create | Verb::Update | Verb::Patch)
+        && matches!(
+            media,
+            "application/json"
+                | "application/merge-patch+json"
+                | "application/strategic-merge-patch+json"
+        )
+        && ctx.query.get("fieldValidation") != Some("Ignore")
+    {
+        ctx.duplicates = objects::duplicate_fields(&body);
+    }
     if matches!(request.verb, Verb::Delete | Verb::DeleteCollection) {
         // kubectl sends a delete's dryRun in its DeleteOptions.
         let options: Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -537,6 +556,8 @@ struct Ctx<'a> {
     warnings: std::sync::Mutex<Vec<String>>,
     /// `dryRun=All`, in the query or (deletes) in the DeleteOptions body.
     dry_run: bool,
+    /// The fields a JSON body sets twice (`fieldValidation` reports them with unknown fields).
+    duplicates: Vec<String>,
 }
 
 impl Ctx<'_> {
@@ -564,12 +585,18 @@ impl Ctx<'_> {
         let mut warnings = self.warnings.lock().unwrap_or_else(|e| e.into_inner());
         // A retried read-modify-write starts over.
         warnings.clear();
-        if unknown.is_empty() {
+        if unknown.is_empty() && self.duplicates.is_empty() {
             return Ok(());
         }
-        let described: Vec<String> = unknown
+        let described: Vec<String> = self
+            .duplicates
             .iter()
-            .map(|f| format!("unknown field {}", go_quote(&f.path())))
+            .map(|path| format!("duplicate field {}", go_quote(path)))
+            .chain(
+                unknown
+                    .iter()
+                    .map(|f| format!("unknown field {}", go_quote(&f.path()))),
+            )
             .collect();
         match self.query.get("fieldValidation").unwrap_or(default) {
             "Strict" => {
@@ -1501,6 +1528,7 @@ impl Ctx<'_> {
                 accept: None,
                 warnings: std::sync::Mutex::new(Vec::new()),
                 dry_run: self.dry_run,
+                duplicates: Vec::new(),
             };
             match ctx.delete_one(name, &options).await {
                 Ok(obj) => deleted.push(obj),
