@@ -137,6 +137,11 @@ fn kubectl_1_32_create_generators_send_protobuf() {
     create_generators("1.32");
 }
 
+#[test]
+fn kubectl_1_30_create_generators_send_json() {
+    create_generators("1.30");
+}
+
 /// kubectl 1.27 sends JSON for the same commands.
 #[test]
 fn kubectl_1_27_create_generators_send_json() {
