@@ -1,2 +1,115 @@
-//! Ferry's controller-manager. Not built yet: this crate is an empty placeholder in the workspace so that the
-//! layout is fixed from the start; it offers nothing and claims nothing (see ARCHITECTURE.md).
+//! Ferry's controller-manager: the controllers that drive the cluster toward its declared state,
+//! reaching the apiserver only through the `kube` client, as kube-controller-manager does.
+//!
+//! - [`runtime`]: shared informers, work queues with client-go's backoff, the worker loop.
+//! - [`leader`]: leader election on a Lease (`kube-system/ferry-controller-manager`).
+//! - [`replicaset`]: the ReplicaSet controller.
+//!
+//! Built so far: the runtime, leader election and the ReplicaSet controller. Not built yet (see
+//! ARCHITECTURE.md): the Deployment, garbage-collector, namespace and endpoints controllers, and
+//! events.
+
+pub mod leader;
+pub mod pods;
+pub mod replicaset;
+pub mod runtime;
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
+
+/// The controllers this build has, by the names `--controllers` takes.
+pub const CONTROLLERS: &[&str] = &["replicaset"];
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Take the `kube-system/ferry-controller-manager` Lease before acting.
+    pub leader_elect: bool,
+    /// This instance's name in the Lease (`hostname_uuid` in Kubernetes).
+    pub identity: String,
+    pub timings: leader::Timings,
+    /// The controllers to run (names from [`CONTROLLERS`]).
+    pub controllers: Vec<String>,
+    /// Workers of the ReplicaSet controller (`--concurrent-replicaset-syncs`, 5 by default).
+    pub replicaset_workers: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            leader_elect: false,
+            identity: format!("ferry-controller-manager-{}", rand::random::<u32>()),
+            timings: leader::Timings::default(),
+            controllers: CONTROLLERS.iter().map(|c| (*c).to_owned()).collect(),
+            replicaset_workers: 5,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unknown controller {0:?} (this build has: {list})", list = CONTROLLERS.join(", "))]
+    UnknownController(String),
+    #[error("lost the leader lease; stopping")]
+    LostLease,
+}
+
+/// The Lease the controller-manager instances compete for.
+pub const LEASE_NAMESPACE: &str = "kube-system";
+pub const LEASE_NAME: &str = "ferry-controller-manager";
+
+/// Runs the controllers (after winning the Lease, with `leader_elect`) until the process ends;
+/// returns [`Error::LostLease`] at once if leadership is lost.
+pub async fn run(client: Client, options: Options) -> Result<(), Error> {
+    for name in &options.controllers {
+        if !CONTROLLERS.contains(&name.as_str()) {
+            return Err(Error::UnknownController(name.clone()));
+        }
+    }
+    let mut elected = if options.leader_elect {
+        let candidate = leader::Candidate::new(
+            client.clone(),
+            LEASE_NAMESPACE,
+            LEASE_NAME,
+            &options.identity,
+            options.timings,
+        );
+        Some(candidate.acquire().await)
+    } else {
+        None
+    };
+    let controllers = start(client, &options);
+    match &mut elected {
+        Some(elected) => {
+            tokio::select! {
+                () = controllers => Ok(()),
+                () = elected.lost() => Err(Error::LostLease),
+            }
+        }
+        None => {
+            controllers.await;
+            Ok(())
+        }
+    }
+}
+
+/// The selected controllers, over shared informers.
+async fn start(client: Client, options: &Options) {
+    let wants = |name: &str| options.controllers.iter().any(|c| c == name);
+    let mut tasks = tokio::task::JoinSet::new();
+    if wants("replicaset") {
+        let replicasets = runtime::Informer::<ReplicaSet>::start(client.clone());
+        let pods = runtime::Informer::<Pod>::start(client.clone());
+        let workers = options.replicaset_workers;
+        tasks.spawn(replicaset::Controller::run(
+            client.clone(),
+            Arc::clone(&replicasets),
+            Arc::clone(&pods),
+            workers,
+        ));
+    }
+    while tasks.join_next().await.is_some() {}
+}

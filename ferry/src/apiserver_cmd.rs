@@ -156,37 +156,7 @@ fn parse_duration(s: &str) -> anyhow::Result<Option<Duration>> {
 }
 
 pub fn main(args: &[String]) -> ExitCode {
-    let flags = match parse(args) {
-        Ok(Some(flags)) => flags,
-        Ok(None) => {
-            println!("{HELP}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("ferry apiserver: {e:#}");
-            return ExitCode::from(2);
-        }
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ferry apiserver: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(flags)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ferry apiserver: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::run_command("apiserver", HELP, parse(args), run)
 }
 
 async fn run(flags: Flags) -> anyhow::Result<()> {

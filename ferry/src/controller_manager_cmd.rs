@@ -1,0 +1,119 @@
+//! `ferry controller-manager`: flags modelled on kube-controller-manager's.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use controller_manager::{CONTROLLERS, Options};
+
+const HELP: &str = "\
+ferry controller-manager — run the controllers against an apiserver
+
+Flags (as kube-controller-manager's):
+  --kubeconfig FILE                  the apiserver to use and the credentials (default: the
+                                     KUBECONFIG environment variable, then ~/.kube/config)
+  --leader-elect                     act only while holding the Lease
+                                     kube-system/ferry-controller-manager
+  --leader-elect-lease-duration DUR  default 15s
+  --leader-elect-renew-deadline DUR  default 10s
+  --leader-elect-retry-period DUR    default 2s
+  --controllers LIST                 comma-separated; `*` for all (default); this build has:
+                                     replicaset
+  --concurrent-replicaset-syncs N    ReplicaSet workers (default 5)
+
+Logs go to stderr; RUST_LOG sets the level (default info).";
+
+struct Flags {
+    kubeconfig: Option<PathBuf>,
+    options: Options,
+}
+
+fn seconds(value: &str) -> anyhow::Result<Duration> {
+    let number = value
+        .strip_suffix('s')
+        .with_context(|| format!("{value:?}: durations are in seconds, like 15s"))?;
+    Ok(Duration::from_secs_f64(
+        number
+            .parse()
+            .with_context(|| format!("{value:?} is not a duration"))?,
+    ))
+}
+
+fn parse(args: &[String]) -> anyhow::Result<Option<Flags>> {
+    let mut flags = Flags {
+        kubeconfig: None,
+        options: Options::default(),
+    };
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if arg == "--help" || arg == "-h" {
+            return Ok(None);
+        }
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_owned())),
+            None => (arg.as_str(), None),
+        };
+        if name == "--leader-elect" {
+            flags.options.leader_elect = inline.as_deref().is_none_or(|v| v == "true");
+            continue;
+        }
+        let mut value = || -> anyhow::Result<String> {
+            match &inline {
+                Some(v) => Ok(v.clone()),
+                None => iter
+                    .next()
+                    .cloned()
+                    .with_context(|| format!("{name} needs a value")),
+            }
+        };
+        let timings = &mut flags.options.timings;
+        match name {
+            "--kubeconfig" => flags.kubeconfig = Some(PathBuf::from(value()?)),
+            "--leader-elect-lease-duration" => timings.lease_duration = seconds(&value()?)?,
+            "--leader-elect-renew-deadline" => timings.renew_deadline = seconds(&value()?)?,
+            "--leader-elect-retry-period" => timings.retry_period = seconds(&value()?)?,
+            "--controllers" => {
+                let list = value()?;
+                flags.options.controllers = list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .flat_map(|c| match c {
+                        "*" => CONTROLLERS.iter().map(|c| (*c).to_owned()).collect(),
+                        c => vec![c.to_owned()],
+                    })
+                    .collect();
+            }
+            "--concurrent-replicaset-syncs" => {
+                flags.options.replicaset_workers = value()?
+                    .parse()
+                    .context("--concurrent-replicaset-syncs must be a number")?
+            }
+            other => bail!("unknown flag {other:?} (see `ferry controller-manager --help`)"),
+        }
+    }
+    Ok(Some(flags))
+}
+
+pub fn main(args: &[String]) -> ExitCode {
+    crate::run_command("controller-manager", HELP, parse(args), run)
+}
+
+async fn run(flags: Flags) -> anyhow::Result<()> {
+    let config = match &flags.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                .await
+                .with_context(|| format!("cannot use {}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no --kubeconfig, and no usable KUBECONFIG or ~/.kube/config")?,
+    };
+    let client = kube::Client::try_from(config).context("cannot build a client")?;
+    controller_manager::run(client, flags.options).await?;
+    Ok(())
+}
