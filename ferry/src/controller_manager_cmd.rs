@@ -93,6 +93,14 @@ fn parse(args: &[String]) -> anyhow::Result<Option<Flags>> {
             other => bail!("unknown flag {other:?} (see `ferry controller-manager --help`)"),
         }
     }
+    for name in &flags.options.controllers {
+        if !CONTROLLERS.contains(&name.as_str()) {
+            bail!(
+                "--controllers: unknown controller {name:?} (this build has: {})",
+                CONTROLLERS.join(", ")
+            );
+        }
+    }
     Ok(Some(flags))
 }
 
