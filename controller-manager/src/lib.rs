@@ -4,11 +4,13 @@
 //! - [`runtime`]: shared informers, work queues with client-go's backoff, the worker loop.
 //! - [`leader`]: leader election on a Lease (`kube-system/ferry-controller-manager`).
 //! - [`replicaset`]: the ReplicaSet controller.
+//! - [`deployment`]: the Deployment controller.
 //!
-//! Built so far: the runtime, leader election and the ReplicaSet controller. Not built yet (see
-//! ARCHITECTURE.md): the Deployment, garbage-collector, namespace and endpoints controllers, and
-//! events.
+//! Built so far: the runtime, leader election, the ReplicaSet and Deployment controllers. Not
+//! built yet (see ARCHITECTURE.md): the garbage-collector, namespace and endpoints controllers,
+//! and events.
 
+pub mod deployment;
 pub mod leader;
 pub mod pods;
 pub mod replicaset;
@@ -16,12 +18,12 @@ pub mod runtime;
 
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 
 /// The controllers this build has, by the names `--controllers` takes.
-pub const CONTROLLERS: &[&str] = &["replicaset"];
+pub const CONTROLLERS: &[&str] = &["deployment", "replicaset"];
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -35,6 +37,8 @@ pub struct Options {
     pub controllers: Vec<String>,
     /// Workers of the ReplicaSet controller (`--concurrent-replicaset-syncs`, 5 by default).
     pub replicaset_workers: usize,
+    /// Workers of the Deployment controller (`--concurrent-deployment-syncs`, 5 by default).
+    pub deployment_workers: usize,
 }
 
 impl Default for Options {
@@ -45,6 +49,7 @@ impl Default for Options {
             timings: leader::Timings::default(),
             controllers: CONTROLLERS.iter().map(|c| (*c).to_owned()).collect(),
             replicaset_workers: 5,
+            deployment_workers: 5,
         }
     }
 }
@@ -96,19 +101,28 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
     }
 }
 
-/// The selected controllers, over shared informers.
+/// The selected controllers, over shared informers (started once, for whoever needs them).
 async fn start(client: Client, options: &Options) {
     let wants = |name: &str| options.controllers.iter().any(|c| c == name);
     let mut tasks = tokio::task::JoinSet::new();
+    let replicasets = runtime::Informer::<ReplicaSet>::start(client.clone());
+    let pods = runtime::Informer::<Pod>::start(client.clone());
     if wants("replicaset") {
-        let replicasets = runtime::Informer::<ReplicaSet>::start(client.clone());
-        let pods = runtime::Informer::<Pod>::start(client.clone());
-        let workers = options.replicaset_workers;
         tasks.spawn(replicaset::Controller::run(
             client.clone(),
             Arc::clone(&replicasets),
             Arc::clone(&pods),
-            workers,
+            options.replicaset_workers,
+        ));
+    }
+    if wants("deployment") {
+        let deployments = runtime::Informer::<Deployment>::start(client.clone());
+        tasks.spawn(deployment::Controller::run(
+            client.clone(),
+            deployments,
+            Arc::clone(&replicasets),
+            Arc::clone(&pods),
+            options.deployment_workers,
         ));
     }
     while tasks.join_next().await.is_some() {}

@@ -19,7 +19,8 @@ Flags (as kube-controller-manager's):
   --leader-elect-renew-deadline DUR  default 10s
   --leader-elect-retry-period DUR    default 2s
   --controllers LIST                 comma-separated; `*` for all (default); this build has:
-                                     replicaset
+                                     deployment, replicaset
+  --concurrent-deployment-syncs N    Deployment workers (default 5)
   --concurrent-replicaset-syncs N    ReplicaSet workers (default 5)
 
 Logs go to stderr; RUST_LOG sets the level (default info).";
@@ -84,6 +85,11 @@ fn parse(args: &[String]) -> anyhow::Result<Option<Flags>> {
                         c => vec![c.to_owned()],
                     })
                     .collect();
+            }
+            "--concurrent-deployment-syncs" => {
+                flags.options.deployment_workers = value()?
+                    .parse()
+                    .context("--concurrent-deployment-syncs must be a number")?
             }
             "--concurrent-replicaset-syncs" => {
                 flags.options.replicaset_workers = value()?

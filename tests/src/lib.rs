@@ -2,6 +2,7 @@
 //! (and the benchmarks) share.
 
 pub mod apiserver;
+pub mod cluster;
 pub mod crash;
 pub mod etcd;
 pub mod http;

@@ -7,40 +7,10 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
-use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use serde_json::{Value, json};
+use serde_json::json;
 use tests::apiserver::{Backend, TestApiServer};
-
-async fn client(server: &TestApiServer) -> Client {
-    // RUST_LOG=controller_manager=debug shows what the controllers do.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let kubeconfig =
-        kube::config::Kubeconfig::read_from(server.kubeconfig()).expect("read the kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .expect("a client config");
-    Client::try_from(config).expect("a client")
-}
-
-/// Polls `check` every 50 ms until it returns `Some`, or panics after `secs` with `what`.
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use tests::cluster::{bind_and_ready, eventually, kube_client};
 
 fn replicaset(replicas: i32) -> ReplicaSet {
     serde_json::from_value(json!({
@@ -73,28 +43,12 @@ async fn owned(pods: &Api<Pod>, uid: &str) -> Vec<Pod> {
         .collect()
 }
 
-/// What a kubelet would do: bind the pod to a node, then report it Running and Ready.
-async fn run_and_ready(pods: &Api<Pod>, name: &str) {
-    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
-                         "target": {"apiVersion": "v1", "kind": "Node", "name": "node-1"}});
-    let _: Value = pods
-        .create_subresource("binding", name, &PostParams::default(), &binding)
-        .await
-        .expect("bind");
-    let now = jiff::Timestamp::now().to_string();
-    let status = json!({"status": {"phase": "Running", "conditions": [
-        {"type": "Ready", "status": "True", "lastTransitionTime": now}]}});
-    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
-        .await
-        .expect("mark ready");
-}
-
 #[test]
 fn replicaset_controller_keeps_replicas_and_reports_status() {
     let server = TestApiServer::start(Backend::Embedded);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let client = client(&server).await;
+        let client = kube_client(&server).await;
         let manager = tokio::spawn(controller_manager::run(
             client.clone(),
             controller_manager::Options::default(),
@@ -127,8 +81,8 @@ fn replicaset_controller_keeps_replicas_and_reports_status() {
             .collect();
 
         // Two become ready: the status says so.
-        run_and_ready(&pods, &names[0]).await;
-        run_and_ready(&pods, &names[1]).await;
+        bind_and_ready(&pods, &names[0], "node-1").await;
+        bind_and_ready(&pods, &names[1], "node-1").await;
         eventually(20, "status 3 replicas, 2 ready, 2 available", || async {
             let status = sets.get("web").await.ok()?.status?;
             (status.replicas == 3
@@ -254,7 +208,7 @@ fn a_second_controller_manager_takes_over_when_the_leader_dies() {
     let server = TestApiServer::start(Backend::Embedded);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let client = client(&server).await;
+        let client = kube_client(&server).await;
         let timings = controller_manager::leader::Timings {
             lease_duration: Duration::from_secs(3),
             renew_deadline: Duration::from_secs(2),

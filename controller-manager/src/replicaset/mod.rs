@@ -65,21 +65,17 @@ impl Controller {
             queue: WorkQueue::new(),
             expectations: Expectations::default(),
         });
-        let mut rs_changes = replicasets.subscribe();
-        let mut pod_changes = pod_informer.subscribe();
+        let c = Arc::clone(&controller);
+        replicasets
+            .subscribe()
+            .forward(move |change| c.on_replicaset(change));
+        let c = Arc::clone(&controller);
+        pod_informer
+            .subscribe()
+            .forward(move |change| c.on_pod(change));
         replicasets.ready().await;
         pod_informer.ready().await;
         controller.enqueue_all();
-        let watcher = Arc::clone(&controller);
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    Some(change) = rs_changes.next() => watcher.on_replicaset(change),
-                    Some(change) = pod_changes.next() => watcher.on_pod(change),
-                    else => break,
-                }
-            }
-        });
         let queue = Arc::clone(&controller.queue);
         run_workers("replicaset", queue, workers, move |key| {
             let controller = Arc::clone(&controller);

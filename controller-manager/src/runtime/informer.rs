@@ -16,7 +16,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 /// What an informer announces.
 #[derive(Debug, Clone)]
@@ -33,6 +33,10 @@ pub enum Change<K> {
 pub struct Informer<K: Resource<DynamicType = ()> + Clone + 'static> {
     store: Store<K>,
     changes: broadcast::Sender<Change<K>>,
+    /// True once the first list is in the cache. (The store's own `wait_until_ready` wakes only
+    /// one waiter — kube-runtime's `DelayedInit` sits on a oneshot channel — and an informer is
+    /// shared, so readiness has its own channel.)
+    ready: watch::Receiver<bool>,
 }
 
 /// Announcements buffered per subscriber before it counts as behind (and gets a resync).
@@ -46,9 +50,11 @@ where
     pub fn start(client: Client) -> Arc<Informer<K>> {
         let (store, mut writer) = reflector::store();
         let (changes, _) = broadcast::channel(BUFFER);
+        let (ready_tx, ready) = watch::channel(false);
         let informer = Arc::new(Informer {
             store,
             changes: changes.clone(),
+            ready,
         });
         let api: Api<K> = Api::all(client);
         tokio::spawn(async move {
@@ -67,7 +73,10 @@ where
                 let change = match event {
                     watcher::Event::Apply(obj) => Change::Applied(Arc::new(obj)),
                     watcher::Event::Delete(obj) => Change::Deleted(Arc::new(obj)),
-                    watcher::Event::InitDone => Change::Resync,
+                    watcher::Event::InitDone => {
+                        let _ = ready_tx.send(true);
+                        Change::Resync
+                    }
                     watcher::Event::Init | watcher::Event::InitApply(_) => continue,
                 };
                 // No subscriber yet is fine: they start from the cache.
@@ -91,14 +100,24 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Informer<K> {
 
     /// Waits until the first list is in the cache.
     pub async fn ready(&self) {
-        let _ = self.store.wait_until_ready().await;
+        let mut ready = self.ready.clone();
+        let _ = ready.wait_for(|ready| *ready).await;
     }
 }
 
 /// One subscriber's announcements.
 pub struct Subscription<K>(broadcast::Receiver<Change<K>>);
 
-impl<K: Clone> Subscription<K> {
+impl<K: Clone + Send + Sync + 'static> Subscription<K> {
+    /// Hands every change to `handle`, on a task of its own, until the informer is gone.
+    pub fn forward(mut self, handle: impl Fn(Change<K>) + Send + 'static) {
+        tokio::spawn(async move {
+            while let Some(change) = self.next().await {
+                handle(change);
+            }
+        });
+    }
+
     /// The next change; a subscriber that fell behind gets [`Change::Resync`]; `None` when the
     /// informer is gone.
     pub async fn next(&mut self) -> Option<Change<K>> {

@@ -1,0 +1,104 @@
+//! Helpers for tests that run controllers against a [`TestApiServer`]: a `kube` client, polling
+//! with a deadline, and a stand-in kubelet.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use serde_json::{Value, json};
+
+use crate::apiserver::TestApiServer;
+
+/// A `kube` client for `server`, as the components build theirs (from the kubeconfig). Also
+/// installs a log subscriber: `RUST_LOG=controller_manager=debug` shows what controllers do.
+pub async fn kube_client(server: &TestApiServer) -> Client {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(server.kubeconfig()).expect("read the kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("a client config");
+    Client::try_from(config).expect("a client")
+}
+
+/// Polls `check` every 50 ms until it returns `Some`; panics naming `what` after `secs`.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Binds pod `name` to `node` and reports it Running and Ready, as a kubelet would.
+pub async fn bind_and_ready(pods: &Api<Pod>, name: &str, node: &str) {
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+                         "target": {"apiVersion": "v1", "kind": "Node", "name": node}});
+    let _: Result<Value, _> = pods
+        .create_subresource("binding", name, &PostParams::default(), &binding)
+        .await;
+    mark_ready(pods, name).await;
+}
+
+async fn mark_ready(pods: &Api<Pod>, name: &str) {
+    let now = jiff::Timestamp::now().to_string();
+    let status = json!({"status": {"phase": "Running", "conditions": [
+        {"type": "Ready", "status": "True", "lastTransitionTime": now}]}});
+    let _ = pods
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+        .await;
+}
+
+/// Plays the kubelet for every pod in the cluster until aborted: binds unscheduled pods to
+/// `node-1`, reports bound pods Running and Ready at once, and removes terminating pods.
+pub fn fake_kubelet(client: Client) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let all: Api<Pod> = Api::all(client.clone());
+        let mut events = watcher(all, watcher::Config::default())
+            .applied_objects()
+            .default_backoff()
+            .boxed();
+        while let Some(Ok(pod)) = events.next().await {
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let ns = pod.metadata.namespace.clone().unwrap_or_default();
+            let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+            if pod.metadata.deletion_timestamp.is_some() {
+                let _ = pods
+                    .delete(&name, &DeleteParams::default().grace_period(0))
+                    .await;
+                continue;
+            }
+            if pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_ref())
+                .is_none()
+            {
+                bind_and_ready(&pods, &name, "node-1").await;
+                continue;
+            }
+            let ready = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            if !ready {
+                mark_ready(&pods, &name).await;
+            }
+        }
+    })
+}
