@@ -5,12 +5,14 @@
 //! - [`leader`]: leader election on a Lease (`kube-system/ferry-controller-manager`).
 //! - [`replicaset`]: the ReplicaSet controller.
 //! - [`deployment`]: the Deployment controller.
+//! - [`garbagecollector`]: deletes what lost its owners; foreground and orphan deletion.
 //!
-//! Built so far: the runtime, leader election, the ReplicaSet and Deployment controllers. Not
-//! built yet (see ARCHITECTURE.md): the garbage-collector, namespace and endpoints controllers,
-//! and events.
+//! Built so far: the runtime, leader election, the ReplicaSet and Deployment controllers and
+//! the garbage collector. Not built yet (see ARCHITECTURE.md): the namespace and endpoints
+//! controllers, and events.
 
 pub mod deployment;
+pub mod garbagecollector;
 pub mod leader;
 pub mod pods;
 pub mod replicaset;
@@ -23,7 +25,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 
 /// The controllers this build has, by the names `--controllers` takes.
-pub const CONTROLLERS: &[&str] = &["deployment", "replicaset"];
+pub const CONTROLLERS: &[&str] = &["deployment", "garbagecollector", "replicaset"];
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -124,6 +126,9 @@ async fn start(client: Client, options: &Options) {
             Arc::clone(&pods),
             options.deployment_workers,
         ));
+    }
+    if wants("garbagecollector") {
+        tasks.spawn(garbagecollector::Collector::run(client.clone(), 20));
     }
     while tasks.join_next().await.is_some() {}
 }

@@ -102,3 +102,17 @@ pub fn fake_kubelet(client: Client) -> tokio::task::JoinHandle<()> {
         }
     })
 }
+
+/// The controller-manager (every controller, no leader election) and [`fake_kubelet`], running
+/// until the handles are aborted.
+pub fn start_controllers(client: &Client) -> [tokio::task::JoinHandle<()>; 2] {
+    let manager_client = client.clone();
+    let manager = tokio::spawn(async move {
+        if let Err(error) =
+            controller_manager::run(manager_client, controller_manager::Options::default()).await
+        {
+            panic!("the controller-manager stopped: {error}");
+        }
+    });
+    [manager, fake_kubelet(client.clone())]
+}

@@ -9,7 +9,7 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use tests::apiserver::{Backend, TestApiServer};
-use tests::cluster::{eventually, fake_kubelet, kube_client};
+use tests::cluster::{eventually, kube_client, start_controllers};
 
 const DEPLOYMENT: &str = r#"apiVersion: apps/v1
 kind: Deployment
@@ -50,11 +50,7 @@ fn deployments_roll_out_scale_roll_back_and_pause() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let client = kube_client(&server).await;
-        let manager = tokio::spawn(controller_manager::run(
-            client.clone(),
-            controller_manager::Options::default(),
-        ));
-        let kubelet = fake_kubelet(client.clone());
+        let running = start_controllers(&client);
         let manifest = server.write_manifest("d.yaml", DEPLOYMENT, "default");
         server.kubectl_ok("1.33", &["apply", "-f", &manifest]);
         let out = tokio::task::spawn_blocking({
@@ -241,8 +237,7 @@ fn deployments_roll_out_scale_roll_back_and_pause() {
         })
         .await;
 
-        manager.abort();
-        kubelet.abort();
+        running.iter().for_each(|task| task.abort());
     });
 }
 
@@ -252,11 +247,7 @@ fn recreate_stops_every_old_pod_before_starting_new_ones() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let client = kube_client(&server).await;
-        let manager = tokio::spawn(controller_manager::run(
-            client.clone(),
-            controller_manager::Options::default(),
-        ));
-        let kubelet = fake_kubelet(client.clone());
+        let running = start_controllers(&client);
         let manifest = DEPLOYMENT.replace(
             "strategy: {rollingUpdate: {maxSurge: 1, maxUnavailable: 1}}",
             "strategy: {type: Recreate}",
@@ -307,7 +298,6 @@ fn recreate_stops_every_old_pod_before_starting_new_ones() {
             .expect("recreated")
             .unwrap();
         assert!(!mixed, "old and new pods never run together");
-        manager.abort();
-        kubelet.abort();
+        running.iter().for_each(|task| task.abort());
     });
 }

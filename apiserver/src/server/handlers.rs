@@ -1109,37 +1109,37 @@ impl Ctx<'_> {
             return change(&old);
         }
         let info = self.info;
-        let mut update = |current: Option<&KeyValue>| -> Result<Bytes, StorageError> {
-            let current = current.ok_or_else(|| StorageError::NotFound { key: String::new() })?;
-            let old = decode_stored(info, &current.value, current.mod_revision)
-                .map_err(|e| StorageError::Rejected(Box::new(e)))?;
-            let new = change(&old).map_err(|e| StorageError::Rejected(Box::new(e)))?;
-            Ok(encode(info, &new))
-        };
-        let kv = self
-            .store()
-            .guaranteed_update(&self.key(name), &preconditions, false, &mut update)
-            .await
-            .map_err(self.storage_error(name))?;
-        let obj = decode_stored(self.info, &kv.value, kv.mod_revision)?;
-        let deleting = obj
-            .pointer("/metadata/deletionTimestamp")
-            .is_some_and(|t| !t.is_null());
-        let finalizers = obj
-            .pointer("/metadata/finalizers")
-            .and_then(Value::as_array)
-            .is_some_and(|f| !f.is_empty());
-        // A namespace also waits for its spec.finalizers (the namespace controller empties the
-        // namespace, then removes `kubernetes` through /finalize).
-        let namespace_finalizers = self.is_namespace()
-            && obj
-                .pointer("/spec/finalizers")
-                .and_then(Value::as_array)
-                .is_some_and(|f| !f.is_empty());
-        if deleting && !finalizers && !namespace_finalizers {
+        let is_namespace = self.is_namespace();
+        // A change that leaves a deleting object with no finalizers finishes its deletion: the
+        // object is deleted instead of written (as kube-apiserver's `shouldDeleteDuringUpdate`),
+        // so nobody ever sees it deleting with nothing left to wait for.
+        loop {
+            let mut finished: Option<(Value, i64)> = None;
+            let mut update = |current: Option<&KeyValue>| -> Result<Bytes, StorageError> {
+                let current =
+                    current.ok_or_else(|| StorageError::NotFound { key: String::new() })?;
+                let old = decode_stored(info, &current.value, current.mod_revision)
+                    .map_err(|e| StorageError::Rejected(Box::new(e)))?;
+                let new = change(&old).map_err(|e| StorageError::Rejected(Box::new(e)))?;
+                if finishes_deletion(&old, &new, is_namespace) {
+                    finished = Some((new, current.mod_revision));
+                    return Err(StorageError::Rejected(Box::new(ApiError::internal(
+                        "the deletion is finished instead",
+                    ))));
+                }
+                Ok(encode(info, &new))
+            };
+            let result = self
+                .store()
+                .guaranteed_update(&self.key(name), &preconditions, false, &mut update)
+                .await;
+            let Some((obj, revision)) = finished else {
+                let kv = result.map_err(self.storage_error(name))?;
+                return decode_stored(self.info, &kv.value, kv.mod_revision);
+            };
             let pre = Preconditions {
                 uid: None,
-                resource_version: Some(kv.mod_revision),
+                resource_version: Some(revision),
             };
             match self.store().delete(&self.key(name), &pre).await {
                 Ok(_) => {
@@ -1150,12 +1150,14 @@ impl Ctx<'_> {
                     {
                         ipalloc::release(self.store(), &self.server.prefix, ip).await;
                     }
+                    return Ok(obj);
                 }
-                Err(StorageError::NotFound { .. }) => {}
+                Err(StorageError::NotFound { .. }) => return Ok(obj),
+                // Changed meanwhile: start over from what is there now.
+                Err(StorageError::Conflict { .. }) => continue,
                 Err(e) => return Err(ApiError::from_storage(e, &self.qr(), name)),
             }
         }
-        Ok(obj)
     }
 
     async fn update(
@@ -1621,6 +1623,30 @@ enum PatchKind {
     Json(json_patch::Patch),
     Merge(Value),
     Strategic(Value),
+}
+
+/// Whether a change from `old` to `new` finishes a deletion (kube-apiserver's
+/// `shouldDeleteDuringUpdate`): it removed the last finalizer (for a namespace, also the last
+/// `spec.finalizers`, which the namespace controller removes through /finalize) of an object
+/// being deleted with no grace period left. A graceful deletion (a pod's) is finished by its
+/// kubelet, with a delete of grace 0.
+fn finishes_deletion(old: &Value, new: &Value, is_namespace: bool) -> bool {
+    let nonempty = |obj: &Value, pointer: &str| {
+        obj.pointer(pointer)
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty())
+    };
+    let waiting = |obj: &Value| {
+        nonempty(obj, "/metadata/finalizers") || (is_namespace && nonempty(obj, "/spec/finalizers"))
+    };
+    let deleting = new
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null());
+    let grace = new
+        .pointer("/metadata/deletionGracePeriodSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    deleting && grace <= 0 && waiting(old) && !waiting(new)
 }
 
 /// The name in a PUT body must be the one in the URL.
