@@ -6,14 +6,16 @@
 //! - [`replicaset`]: the ReplicaSet controller.
 //! - [`deployment`]: the Deployment controller.
 //! - [`garbagecollector`]: deletes what lost its owners; foreground and orphan deletion.
+//! - [`namespace`]: empties Terminating namespaces and lets them go.
 //!
-//! Built so far: the runtime, leader election, the ReplicaSet and Deployment controllers and
-//! the garbage collector. Not built yet (see ARCHITECTURE.md): the namespace and endpoints
-//! controllers, and events.
+//! Built so far: the runtime, leader election, the ReplicaSet, Deployment and namespace
+//! controllers and the garbage collector. Not built yet (see ARCHITECTURE.md): the endpoints and
+//! node-lifecycle controllers, and events.
 
 pub mod deployment;
 pub mod garbagecollector;
 pub mod leader;
+pub mod namespace;
 pub mod pods;
 pub mod replicaset;
 pub mod runtime;
@@ -25,7 +27,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 
 /// The controllers this build has, by the names `--controllers` takes.
-pub const CONTROLLERS: &[&str] = &["deployment", "garbagecollector", "replicaset"];
+pub const CONTROLLERS: &[&str] = &["deployment", "garbagecollector", "namespace", "replicaset"];
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -126,6 +128,11 @@ async fn start(client: Client, options: &Options) {
             Arc::clone(&pods),
             options.deployment_workers,
         ));
+    }
+    if wants("namespace") {
+        let namespaces =
+            runtime::Informer::<k8s_openapi::api::core::v1::Namespace>::start(client.clone());
+        tasks.spawn(namespace::Controller::run(client.clone(), namespaces, 5));
     }
     if wants("garbagecollector") {
         tasks.spawn(garbagecollector::Collector::run(client.clone(), 20));
