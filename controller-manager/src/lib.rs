@@ -7,12 +7,14 @@
 //! - [`deployment`]: the Deployment controller.
 //! - [`garbagecollector`]: deletes what lost its owners; foreground and orphan deletion.
 //! - [`namespace`]: empties Terminating namespaces and lets them go.
+//! - [`endpoints`]: an Endpoints object per Service with a selector.
 //!
-//! Built so far: the runtime, leader election, the ReplicaSet, Deployment and namespace
-//! controllers and the garbage collector. Not built yet (see ARCHITECTURE.md): the endpoints and
-//! node-lifecycle controllers, and events.
+//! Built so far: the runtime, leader election, the ReplicaSet, Deployment, namespace and
+//! endpoints controllers and the garbage collector. Not built yet (see ARCHITECTURE.md): the
+//! node-lifecycle controller and events.
 
 pub mod deployment;
+pub mod endpoints;
 pub mod garbagecollector;
 pub mod leader;
 pub mod namespace;
@@ -27,7 +29,13 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 
 /// The controllers this build has, by the names `--controllers` takes.
-pub const CONTROLLERS: &[&str] = &["deployment", "garbagecollector", "namespace", "replicaset"];
+pub const CONTROLLERS: &[&str] = &[
+    "deployment",
+    "endpoint",
+    "garbagecollector",
+    "namespace",
+    "replicaset",
+];
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -127,6 +135,16 @@ async fn start(client: Client, options: &Options) {
             Arc::clone(&replicasets),
             Arc::clone(&pods),
             options.deployment_workers,
+        ));
+    }
+    if wants("endpoint") {
+        use k8s_openapi::api::core::v1::{Endpoints, Service};
+        tasks.spawn(endpoints::Controller::run(
+            client.clone(),
+            runtime::Informer::<Service>::start(client.clone()),
+            Arc::clone(&pods),
+            runtime::Informer::<Endpoints>::start(client.clone()),
+            5,
         ));
     }
     if wants("namespace") {

@@ -19,8 +19,8 @@ Flags (as kube-controller-manager's):
   --leader-elect-renew-deadline DUR  default 10s
   --leader-elect-retry-period DUR    default 2s
   --controllers LIST                 comma-separated; `*` for all (default); this build has:
-                                     deployment, garbagecollector, namespace,
-                                     replicaset
+                                     deployment, endpoint, garbagecollector,
+                                     namespace, replicaset
   --concurrent-deployment-syncs N    Deployment workers (default 5)
   --concurrent-replicaset-syncs N    ReplicaSet workers (default 5)
 

@@ -1,5 +1,5 @@
 //! `ferry`: the one binary. Built so far: `ferry apiserver` and `ferry controller-manager` (the
-//! Deployment, ReplicaSet and namespace controllers and the garbage collector). The other subcommands (`up`, `scheduler`, `kubelet`) are not built yet
+//! Deployment, ReplicaSet, namespace and endpoints controllers and the garbage collector). The other subcommands (`up`, `scheduler`, `kubelet`) are not built yet
 //! and are not offered.
 
 mod apiserver_cmd;

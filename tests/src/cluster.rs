@@ -54,17 +54,23 @@ pub async fn bind_and_ready(pods: &Api<Pod>, name: &str, node: &str) {
     mark_ready(pods, name).await;
 }
 
-async fn mark_ready(pods: &Api<Pod>, name: &str) {
+/// Reports pod `name` Running and Ready, with an IP made from its name.
+pub async fn mark_ready(pods: &Api<Pod>, name: &str) {
     let now = jiff::Timestamp::now().to_string();
-    let status = json!({"status": {"phase": "Running", "conditions": [
-        {"type": "Ready", "status": "True", "lastTransitionTime": now}]}});
+    let hash = name
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let ip = format!("10.244.{}.{}", (hash >> 8) % 250, hash % 250 + 2);
+    let status = json!({"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+        "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}]}});
     let _ = pods
         .patch_status(name, &PatchParams::default(), &Patch::Merge(status))
         .await;
 }
 
 /// Plays the kubelet for every pod in the cluster until aborted: binds unscheduled pods to
-/// `node-1`, reports bound pods Running and Ready at once, and removes terminating pods.
+/// `node-1`, reports bound pods Running and Ready at once (once: a test may later mark one not
+/// ready), and removes terminating pods.
 pub fn fake_kubelet(client: Client) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let all: Api<Pod> = Api::all(client.clone());
@@ -72,6 +78,7 @@ pub fn fake_kubelet(client: Client) -> tokio::task::JoinHandle<()> {
             .applied_objects()
             .default_backoff()
             .boxed();
+        let mut readied = std::collections::HashSet::new();
         while let Some(Ok(pod)) = events.next().await {
             let name = pod.metadata.name.clone().unwrap_or_default();
             let ns = pod.metadata.namespace.clone().unwrap_or_default();
@@ -96,7 +103,8 @@ pub fn fake_kubelet(client: Client) -> tokio::task::JoinHandle<()> {
                 .as_ref()
                 .and_then(|s| s.conditions.as_ref())
                 .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-            if !ready {
+            let uid = pod.metadata.uid.clone().unwrap_or_default();
+            if !ready && readied.insert(uid) {
                 mark_ready(&pods, &name).await;
             }
         }
