@@ -197,6 +197,23 @@ impl Ferry {
         Ok(ferry)
     }
 
+    /// Writes a kubeconfig for this server (its CA, the bench token) into its data directory;
+    /// returns its path.
+    pub fn kubeconfig(&self) -> Result<PathBuf> {
+        use base64::Engine as _;
+        let ca = std::fs::read(self._data_dir.path().join("pki").join("ca.crt"))?;
+        let ca = base64::engine::general_purpose::STANDARD.encode(ca);
+        let path = self._data_dir.path().join("kubeconfig");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: ferry\n  cluster:\n    server: https://localhost:{port}\n    certificate-authority-data: {ca}\nusers:\n- name: admin\n  user:\n    token: {TOKEN}\ncontexts:\n- name: ferry\n  context: {{cluster: ferry, user: admin}}\ncurrent-context: ferry\n",
+                port = self.addr.port()
+            ),
+        )?;
+        Ok(path)
+    }
+
     /// The child's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -72,6 +72,12 @@ pub async fn mark_ready(pods: &Api<Pod>, name: &str) {
 /// `node-1`, reports bound pods Running and Ready at once (once: a test may later mark one not
 /// ready), and removes terminating pods.
 pub fn fake_kubelet(client: Client) -> tokio::task::JoinHandle<()> {
+    fake_kubelet_with(client, 1)
+}
+
+/// [`fake_kubelet`] handling up to `concurrency` pods at a time (for benchmarks).
+pub fn fake_kubelet_with(client: Client, concurrency: usize) -> tokio::task::JoinHandle<()> {
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     tokio::spawn(async move {
         let all: Api<Pod> = Api::all(client.clone());
         let mut events = watcher(all, watcher::Config::default())
@@ -83,30 +89,42 @@ pub fn fake_kubelet(client: Client) -> tokio::task::JoinHandle<()> {
             let name = pod.metadata.name.clone().unwrap_or_default();
             let ns = pod.metadata.namespace.clone().unwrap_or_default();
             let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-            if pod.metadata.deletion_timestamp.is_some() {
-                let _ = pods
-                    .delete(&name, &DeleteParams::default().grace_period(0))
-                    .await;
-                continue;
-            }
-            if pod
+            let uid = pod.metadata.uid.clone().unwrap_or_default();
+            let terminating = pod.metadata.deletion_timestamp.is_some();
+            let bound = pod
                 .spec
                 .as_ref()
                 .and_then(|s| s.node_name.as_ref())
-                .is_none()
-            {
-                bind_and_ready(&pods, &name, "node-1").await;
-                continue;
-            }
+                .is_some();
             let ready = pod
                 .status
                 .as_ref()
                 .and_then(|s| s.conditions.as_ref())
                 .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-            let uid = pod.metadata.uid.clone().unwrap_or_default();
-            if !ready && readied.insert(uid) {
-                mark_ready(&pods, &name).await;
-            }
+            // One action per pod at a time, in the order its events came: bind and ready it
+            // once, remove it when terminating.
+            let action = if terminating {
+                2
+            } else if !ready && readied.insert(uid) {
+                u8::from(bound)
+            } else {
+                continue;
+            };
+            let Ok(permit) = std::sync::Arc::clone(&permits).acquire_owned().await else {
+                break;
+            };
+            tokio::spawn(async move {
+                match action {
+                    0 => bind_and_ready(&pods, &name, "node-1").await,
+                    1 => mark_ready(&pods, &name).await,
+                    _ => {
+                        let _ = pods
+                            .delete(&name, &DeleteParams::default().grace_period(0))
+                            .await;
+                    }
+                }
+                drop(permit);
+            });
         }
     })
 }
