@@ -11,7 +11,8 @@
 //!
 //! Targets (issue 5, on this machine): ≤ 10 s and ≤ 15 s.
 //!
-//! `cargo build --release -p ferry -p bench && target/release/controller-bench [--runs 3]`
+//! `cargo build --release -p ferry -p bench && target/release/controller-bench` (`--runs N`, 3 by
+//! default)
 
 mod common;
 
@@ -88,7 +89,7 @@ async fn scenario(
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let runs = common::arg("runs", 1)?;
+    let runs = common::arg("--runs", 3)?;
     let binary = common::ferry_binary()?;
     println!(
         "# controller-bench\n\n- {runs} run(s) of each scenario; nproc: {}\n",
@@ -104,7 +105,7 @@ async fn main() -> Result<()> {
                 Command::new(&binary)
                     .args(["controller-manager", "--kubeconfig"])
                     .arg(&kubeconfig)
-                    .env("RUST_LOG", "warn")
+                    .env("RUST_LOG", "error")
                     .stdout(Stdio::null())
                     .stderr(Stdio::inherit())
                     .spawn()
