@@ -9,9 +9,9 @@
 //! - [`namespace`]: empties Terminating namespaces and lets them go.
 //! - [`endpoints`]: an Endpoints object per Service with a selector.
 //!
-//! Built so far: the runtime, leader election, the ReplicaSet, Deployment, namespace and
-//! endpoints controllers and the garbage collector. Not built yet (see ARCHITECTURE.md): the
-//! node-lifecycle controller and events.
+//! Built so far: the runtime (with an event recorder), leader election, the ReplicaSet,
+//! Deployment, namespace and endpoints controllers and the garbage collector. Not built yet (see
+//! ARCHITECTURE.md): the node-lifecycle controller.
 
 pub mod deployment;
 pub mod endpoints;

@@ -101,6 +101,20 @@ fn deployments_roll_out_scale_roll_back_and_pause() {
         );
         let rs = sets.list(&ListParams::default()).await.unwrap().items;
         assert_eq!(rs.len(), 1);
+        // kubectl describe tells the story from the controllers' events.
+        let rs_name = rs[0].metadata.name.clone().unwrap();
+        let story = eventually(10, "events", || async {
+            let out = server.kubectl_ok("1.33", &["describe", "deployment", "web"]);
+            out.contains(&format!("Scaled up replica set {rs_name} from 0 to 4"))
+                .then_some(out)
+        })
+        .await;
+        assert!(story.contains("ScalingReplicaSet"), "{story}");
+        let rs_story = server.kubectl_ok("1.33", &["describe", "replicaset", &rs_name]);
+        assert!(
+            rs_story.contains("SuccessfulCreate") && rs_story.contains("Created pod: "),
+            "{rs_story}"
+        );
         let hash = rs[0].metadata.labels.as_ref().unwrap()["pod-template-hash"].clone();
         assert_eq!(
             rs[0].metadata.name.as_deref(),

@@ -25,7 +25,9 @@ use kube::{Client, ResourceExt as _};
 use serde_json::json;
 
 use crate::pods;
-use crate::runtime::{Action, Change, Informer, WorkQueue, key_of, run_workers, split_key};
+use crate::runtime::{
+    Action, Change, Informer, Recorder, WorkQueue, key_of, run_workers, split_key,
+};
 
 const FIELD_MANAGER: &str = "deployment-controller";
 
@@ -49,6 +51,7 @@ pub struct Controller {
     replicasets: Store<ReplicaSet>,
     pods: Store<Pod>,
     queue: Arc<WorkQueue<String>>,
+    events: Recorder,
 }
 
 impl Controller {
@@ -60,6 +63,7 @@ impl Controller {
         workers: usize,
     ) {
         let controller = Arc::new(Controller {
+            events: Recorder::new(client.clone(), FIELD_MANAGER),
             client,
             deployments: deployments.store(),
             replicasets: replicasets.store(),
@@ -197,7 +201,16 @@ impl Controller {
                 ..PostParams::default()
             };
             match sets.create(&params, rs).await {
-                Ok(_) => {}
+                Ok(created) => {
+                    let replicas = created.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+                    if replicas > 0 {
+                        self.events.normal(
+                            &*d,
+                            "ScalingReplicaSet",
+                            format!("Scaled up replica set {rs_name} from 0 to {replicas}"),
+                        );
+                    }
+                }
                 Err(kube::Error::Api(e)) if e.code == 409 => {
                     // Ours with this template (a slow cache): fine. Anyone else's: a hash
                     // collision — count it, and the next sync hashes differently.
@@ -242,6 +255,23 @@ impl Controller {
                     name: update.name.clone(),
                     source,
                 })?;
+            let before = owned
+                .iter()
+                .find(|rs| rs.metadata.name.as_deref() == Some(update.name.as_str()))
+                .and_then(|rs| rs.spec.as_ref())
+                .and_then(|s| s.replicas)
+                .unwrap_or(0);
+            if let Some(after) = update.replicas.filter(|after| *after != before) {
+                let direction = if after > before { "up" } else { "down" };
+                self.events.normal(
+                    &*d,
+                    "ScalingReplicaSet",
+                    format!(
+                        "Scaled {direction} replica set {} from {before} to {after}",
+                        update.name
+                    ),
+                );
+            }
         }
         for name in &plan.delete {
             match sets.delete(name, &DeleteParams::background()).await {

@@ -23,7 +23,9 @@ use kube::{Client, ResourceExt as _};
 use serde_json::json;
 
 use crate::pods;
-use crate::runtime::{Action, Change, Informer, WorkQueue, key_of, run_workers, split_key};
+use crate::runtime::{
+    Action, Change, Informer, Recorder, WorkQueue, key_of, run_workers, split_key,
+};
 use expectations::{Expectations, Seen};
 
 /// The manager name of this controller's writes.
@@ -48,6 +50,7 @@ pub struct Controller {
     pods: Store<Pod>,
     queue: Arc<WorkQueue<String>>,
     expectations: Expectations,
+    events: Recorder,
 }
 
 impl Controller {
@@ -59,6 +62,7 @@ impl Controller {
         workers: usize,
     ) {
         let controller = Arc::new(Controller {
+            events: Recorder::new(client.clone(), FIELD_MANAGER),
             client,
             replicasets: replicasets.store(),
             pods: pod_informer.store(),
@@ -184,7 +188,7 @@ impl Controller {
         } else {
             None
         };
-        self.delete_pods(key, &pod_api, &plan.delete, &in_namespace)
+        self.delete_pods(key, &rs, &pod_api, &plan.delete, &in_namespace)
             .await?;
 
         // ReplicaFailure says whether this sync's creations were refused (Kubernetes sets it
@@ -242,8 +246,17 @@ impl Controller {
             let mut error = None;
             for result in results {
                 match result {
-                    Ok(created) => self.expectations.created(key, created.metadata.uid),
+                    Ok(created) => {
+                        self.events.normal(
+                            rs,
+                            "SuccessfulCreate",
+                            format!("Created pod: {}", created.name_any()),
+                        );
+                        self.expectations.created(key, created.metadata.uid);
+                    }
                     Err(e) => {
+                        self.events
+                            .warning(rs, "FailedCreate", format!("Error creating: {e}"));
                         self.expectations.created(key, None);
                         error.get_or_insert(e);
                     }
@@ -262,6 +275,7 @@ impl Controller {
     async fn delete_pods(
         &self,
         key: &str,
+        rs: &ReplicaSet,
         api: &Api<Pod>,
         names: &[String],
         pods: &[&Pod],
@@ -274,6 +288,8 @@ impl Controller {
                 .unwrap_or_default();
             match api.delete(name, &DeleteParams::default()).await {
                 Ok(_) => {
+                    self.events
+                        .normal(rs, "SuccessfulDelete", format!("Deleted pod: {name}"));
                     self.expectations.deleted(key, uid);
                     Ok(())
                 }

@@ -1,6 +1,8 @@
-//! What every controller stands on: shared informers ([`informer`]), work queues ([`queue`]) and
-//! the worker loop that drains a queue into a reconcile function ([`run_workers`]).
+//! What every controller stands on: shared informers ([`informer`]), work queues ([`queue`]),
+//! the worker loop that drains a queue into a reconcile function ([`run_workers`]), and the
+//! event recorder ([`events`]).
 
+pub mod events;
 pub mod informer;
 pub mod queue;
 
@@ -11,6 +13,7 @@ use std::time::Duration;
 
 use tracing::Instrument as _;
 
+pub use events::Recorder;
 pub use informer::{Change, Informer};
 pub use queue::WorkQueue;
 
