@@ -44,13 +44,21 @@ where
     }
 }
 
-/// Binds pod `name` to `node` and reports it Running and Ready, as a kubelet would.
-pub async fn bind_and_ready(pods: &Api<Pod>, name: &str, node: &str) {
+/// Pods with this label are bound by [`fake_kubelet`] but never become ready.
+pub const STUCK: &str = "test.ferry.dev/stuck";
+
+/// Binds pod `name` to `node`.
+pub async fn bind(pods: &Api<Pod>, name: &str, node: &str) {
     let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
                          "target": {"apiVersion": "v1", "kind": "Node", "name": node}});
     let _: Result<Value, _> = pods
         .create_subresource("binding", name, &PostParams::default(), &binding)
         .await;
+}
+
+/// Binds pod `name` to `node` and reports it Running and Ready, as a kubelet would.
+pub async fn bind_and_ready(pods: &Api<Pod>, name: &str, node: &str) {
+    bind(pods, name, node).await;
     mark_ready(pods, name).await;
 }
 
@@ -70,7 +78,7 @@ pub async fn mark_ready(pods: &Api<Pod>, name: &str) {
 
 /// Plays the kubelet for every pod in the cluster until aborted: binds unscheduled pods to
 /// `node-1`, reports bound pods Running and Ready at once (once: a test may later mark one not
-/// ready), and removes terminating pods.
+/// ready; never for pods labelled [`STUCK`]), and removes terminating pods.
 pub fn fake_kubelet(client: Client) -> tokio::task::JoinHandle<()> {
     fake_kubelet_with(client, 1)
 }
@@ -103,8 +111,17 @@ pub fn fake_kubelet_with(client: Client, concurrency: usize) -> tokio::task::Joi
                 .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
             // One action per pod at a time, in the order its events came: bind and ready it
             // once, remove it when terminating.
+            let stuck = pod
+                .metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key(STUCK));
             let action = if terminating {
                 2
+            } else if stuck && bound {
+                continue;
+            } else if stuck {
+                3
             } else if !ready && readied.insert(uid) {
                 u8::from(bound)
             } else {
@@ -116,6 +133,7 @@ pub fn fake_kubelet_with(client: Client, concurrency: usize) -> tokio::task::Joi
             tokio::spawn(async move {
                 match action {
                     0 => bind_and_ready(&pods, &name, "node-1").await,
+                    3 => bind(&pods, &name, "node-1").await,
                     1 => mark_ready(&pods, &name).await,
                     _ => {
                         let _ = pods

@@ -23,6 +23,15 @@ spec:
     spec: {containers: [{name: nginx, image: "nginx:1.25"}]}
 "#;
 
+/// Waits until Deployment `name` reports `replicas` available.
+async fn available(deployments: &Api<Deployment>, name: &str, replicas: i32) {
+    eventually(30, &format!("{name}: {replicas} available"), || async {
+        let status = deployments.get(name).await.ok()?.status?;
+        (status.available_replicas == Some(replicas)).then_some(())
+    })
+    .await;
+}
+
 fn replicasets_by_image(sets: &[ReplicaSet]) -> BTreeMap<String, (i32, i32)> {
     sets.iter()
         .map(|rs| {
@@ -270,17 +279,7 @@ fn recreate_stops_every_old_pod_before_starting_new_ones() {
         server.kubectl_ok("1.33", &["apply", "-f", &manifest]);
         let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
         let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-        eventually(30, "4 available", || async {
-            (deployments
-                .get("web")
-                .await
-                .ok()?
-                .status?
-                .available_replicas
-                == Some(4))
-            .then_some(())
-        })
-        .await;
+        available(&deployments, "web", 4).await;
         let watch = pods.clone();
         let mixed = tokio::spawn(async move {
             loop {
@@ -312,6 +311,104 @@ fn recreate_stops_every_old_pod_before_starting_new_ones() {
             .expect("recreated")
             .unwrap();
         assert!(!mixed, "old and new pods never run together");
+        running.iter().for_each(|task| task.abort());
+    });
+}
+
+#[test]
+fn restart_adoption_and_a_rollout_that_exceeds_its_progress_deadline() {
+    let server = TestApiServer::start(Backend::Embedded);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = kube_client(&server).await;
+        let running = start_controllers(&client);
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+        let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+
+        // kubectl rollout restart: a new template (restartedAt), a new ReplicaSet, all rolled.
+        let manifest = server.write_manifest("d.yaml", DEPLOYMENT, "default");
+        server.kubectl_ok("1.33", &["apply", "-f", &manifest]);
+        available(&deployments, "web", 4).await;
+        server.kubectl_ok("1.33", &["rollout", "restart", "deployment/web"]);
+        eventually(60, "restarted", || async {
+            let all = sets
+                .list(&ListParams::default().labels("app=web"))
+                .await
+                .ok()?
+                .items;
+            let full: Vec<_> = all
+                .iter()
+                .filter(|rs| rs.spec.as_ref().and_then(|s| s.replicas) == Some(4))
+                .collect();
+            let restarted = full.len() == 1
+                && full[0]
+                    .spec
+                    .as_ref()?
+                    .template
+                    .as_ref()?
+                    .metadata
+                    .as_ref()?
+                    .annotations
+                    .as_ref()?
+                    .contains_key("kubectl.kubernetes.io/restartedAt");
+            (all.len() == 2 && restarted && full[0].status.as_ref()?.available_replicas == Some(4))
+                .then_some(())
+        })
+        .await;
+
+        // An orphan ReplicaSet the Deployment selects is adopted.
+        let orphan = r#"apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: stray, namespace: NS, labels: {app: web}}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: nginx, image: "nginx:1.20"}]}
+"#;
+        let orphan = server.write_manifest("rs.yaml", orphan, "default");
+        server.kubectl_ok("1.33", &["apply", "-f", &orphan]);
+        let uid = deployments.get("web").await.unwrap().metadata.uid.unwrap();
+        eventually(30, "the stray ReplicaSet adopted", || async {
+            let rs = sets.get("stray").await.ok()?;
+            rs.metadata
+                .owner_references?
+                .iter()
+                .any(|r| r.uid == uid && r.controller == Some(true))
+                .then_some(())
+        })
+        .await;
+
+        // Pods that never become ready: the rollout exceeds its deadline.
+        let stuck = DEPLOYMENT
+            .replace("name: web", "name: stuck")
+            .replace("app: web", "app: stuck")
+            .replace("replicas: 4", "replicas: 2\n  progressDeadlineSeconds: 2")
+            .replace(
+                "metadata: {labels: {app: stuck}}",
+                "metadata: {labels: {app: stuck, test.ferry.dev/stuck: \"yes\"}}",
+            );
+        let stuck = server.write_manifest("stuck.yaml", &stuck, "default");
+        server.kubectl_ok("1.33", &["apply", "-f", &stuck]);
+        eventually(30, "ProgressDeadlineExceeded", || async {
+            let conditions = deployments.get("stuck").await.ok()?.status?.conditions?;
+            let progressing = conditions.iter().find(|c| c.type_ == "Progressing")?;
+            (progressing.reason.as_deref() == Some("ProgressDeadlineExceeded")
+                && progressing.status == "False")
+                .then_some(())
+        })
+        .await;
+        let out = server.kubectl(
+            "1.33",
+            &["rollout", "status", "deployment/stuck", "--timeout=10s"],
+        );
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("exceeded its progress deadline"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         running.iter().for_each(|task| task.abort());
     });
 }

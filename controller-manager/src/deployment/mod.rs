@@ -124,6 +124,31 @@ impl Controller {
         if let Some(owner) = owner {
             self.queue
                 .add(key_of(rs.metadata.namespace.as_deref(), &owner.name));
+            return;
+        }
+        // An orphan: every Deployment of its namespace that selects it looks (one adopts it).
+        let orphan = !rs
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|r| r.controller == Some(true));
+        if !orphan || rs.metadata.deletion_timestamp.is_some() {
+            return;
+        }
+        let labels = rs.metadata.labels.clone().unwrap_or_default();
+        for d in self.deployments.state() {
+            if d.metadata.namespace != rs.metadata.namespace {
+                continue;
+            }
+            let selects = api_types::labels::selector_from_label_selector(
+                d.spec.as_ref().map(|s| &s.selector),
+            )
+            .is_ok_and(|s| !s.matches_nothing() && s.matches(&labels));
+            if selects {
+                self.queue
+                    .add(key_of(d.metadata.namespace.as_deref(), &d.name_any()));
+            }
         }
     }
 
@@ -174,6 +199,53 @@ impl Controller {
                     .any(|r| r.controller == Some(true) && r.uid == uid)
             })
             .collect();
+        // Orphan ReplicaSets the Deployment selects are adopted (a controller ownerReference,
+        // by strategic merge patch carrying their uid); the next sync counts them.
+        if d.metadata.deletion_timestamp.is_none() {
+            let selector = api_types::labels::selector_from_label_selector(
+                d.spec.as_ref().map(|s| &s.selector),
+            )
+            .unwrap_or_else(|_| api_types::labels::Selector::nothing());
+            let orphans = all_sets.iter().filter(|rs| {
+                rs.metadata.namespace.as_deref() == Some(namespace)
+                    && rs.metadata.deletion_timestamp.is_none()
+                    && !rs
+                        .metadata
+                        .owner_references
+                        .iter()
+                        .flatten()
+                        .any(|r| r.controller == Some(true))
+                    && !selector.matches_nothing()
+                    && selector.matches(&rs.metadata.labels.clone().unwrap_or_default())
+            });
+            let sets: Api<ReplicaSet> = Api::namespaced(self.client.clone(), namespace);
+            let mut adopted = false;
+            for rs in orphans {
+                let patch = json!({"metadata": {"uid": rs.metadata.uid, "ownerReferences": [{
+                    "apiVersion": "apps/v1", "kind": "Deployment", "name": d.name_any(),
+                    "uid": uid, "controller": true, "blockOwnerDeletion": true}]}});
+                let params = PatchParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..PatchParams::default()
+                };
+                match sets
+                    .patch(&rs.name_any(), &params, &Patch::Strategic(patch))
+                    .await
+                {
+                    Ok(_) => adopted = true,
+                    Err(kube::Error::Api(e)) if e.code == 404 || e.code == 422 => {}
+                    Err(source) => {
+                        return Err(Error::Update {
+                            name: rs.name_any(),
+                            source,
+                        });
+                    }
+                }
+            }
+            if adopted {
+                return Ok(Action::AwaitChange);
+            }
+        }
         let now = jiff::Timestamp::now();
         // Recreate waits until no pod of an old ReplicaSet is left unfinished.
         let pods = self.pods.state();
