@@ -1,2 +1,6 @@
-//! Ferry's scheduler. Not built yet: this crate is an empty placeholder in the workspace so that the
-//! layout is fixed from the start; it offers nothing and claims nothing (see ARCHITECTURE.md).
+//! Ferry's scheduler. Built so far: the filter plugins and the way their verdicts are reported
+//! ([`framework`], [`plugins`]), pure and table-tested. Not built yet (see ARCHITECTURE.md): the
+//! scheduling queue, the node cache, scoring, binding and the `ferry scheduler` process.
+
+pub mod framework;
+pub mod plugins;

@@ -1,0 +1,176 @@
+//! What filter plugins share: a node with what its pods already request, a pod's own requests,
+//! the verdict type, and the message users read when no node fits
+//! (`0/3 nodes are available: 1 Insufficient cpu, 2 node(s) were unschedulable.`).
+
+use std::collections::BTreeMap;
+
+use api_types::quantity::Quantity;
+use k8s_openapi::api::core::v1::{Node, Pod, ResourceRequirements};
+
+/// A filter's verdict about one (pod, node).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Fits,
+    /// The pod cannot go there, for these reasons (each as users read it).
+    Unschedulable(Vec<String>),
+}
+
+/// Amounts of resources: cpu in millicores, memory and ephemeral storage in bytes, extended
+/// resources in their units, and a pod count.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    pub milli_cpu: i64,
+    pub memory: i64,
+    pub ephemeral_storage: i64,
+    pub pods: i64,
+    pub scalar: BTreeMap<String, i64>,
+}
+
+impl Resources {
+    /// From a resource list (`requests`, `allocatable`).
+    pub fn from_list(
+        list: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+    ) -> Resources {
+        let mut out = Resources::default();
+        for (name, value) in list.into_iter().flatten() {
+            let Ok(q) = Quantity::parse(&value.0) else {
+                continue;
+            };
+            match name.as_str() {
+                "cpu" => out.milli_cpu = q.to_milli_ceil(),
+                "memory" => out.memory = q.to_value_ceil(),
+                "ephemeral-storage" => out.ephemeral_storage = q.to_value_ceil(),
+                "pods" => out.pods = q.to_value_ceil(),
+                other => {
+                    out.scalar.insert(other.to_owned(), q.to_value_ceil());
+                }
+            }
+        }
+        out
+    }
+
+    fn add(&mut self, other: &Resources) {
+        self.milli_cpu += other.milli_cpu;
+        self.memory += other.memory;
+        self.ephemeral_storage += other.ephemeral_storage;
+        self.pods += other.pods;
+        for (k, v) in &other.scalar {
+            *self.scalar.entry(k.clone()).or_default() += v;
+        }
+    }
+
+    fn max(&mut self, other: &Resources) {
+        self.milli_cpu = self.milli_cpu.max(other.milli_cpu);
+        self.memory = self.memory.max(other.memory);
+        self.ephemeral_storage = self.ephemeral_storage.max(other.ephemeral_storage);
+        for (k, v) in &other.scalar {
+            let entry = self.scalar.entry(k.clone()).or_default();
+            *entry = (*entry).max(*v);
+        }
+    }
+}
+
+fn requests(resources: Option<&ResourceRequirements>) -> Resources {
+    Resources::from_list(resources.and_then(|r| r.requests.as_ref()))
+}
+
+/// What a pod asks for (Kubernetes' `computePodResourceRequest`): the sum of its containers'
+/// requests, or the largest init container's when larger, plus its overhead; and one pod.
+pub fn pod_requests(pod: &Pod) -> Resources {
+    let mut total = Resources::default();
+    let Some(spec) = pod.spec.as_ref() else {
+        return total;
+    };
+    for container in &spec.containers {
+        total.add(&requests(container.resources.as_ref()));
+    }
+    for init in spec.init_containers.iter().flatten() {
+        total.max(&requests(init.resources.as_ref()));
+    }
+    total.add(&Resources::from_list(spec.overhead.as_ref()));
+    total.pods = 1;
+    total
+}
+
+/// A node as the filters see it: the Node and the sum of its pods' requests.
+pub struct NodeInfo<'a> {
+    pub node: &'a Node,
+    pub requested: Resources,
+    /// Host ports in use: (protocol, host IP, port).
+    pub host_ports: Vec<(String, String, i32)>,
+}
+
+impl<'a> NodeInfo<'a> {
+    /// `node` with `pods` (those bound to it, or assumed there) counted.
+    pub fn new(node: &'a Node, pods: &[&Pod]) -> NodeInfo<'a> {
+        let mut requested = Resources::default();
+        let mut host_ports = Vec::new();
+        for pod in pods {
+            requested.add(&pod_requests(pod));
+            host_ports.extend(crate::plugins::node_ports::host_ports(pod));
+        }
+        NodeInfo {
+            node,
+            requested,
+            host_ports,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        self.node.metadata.name.as_deref().unwrap_or_default()
+    }
+}
+
+/// The message of a pod that fits no node (`FitError`): reasons counted over the nodes, sorted.
+pub fn failure_message(nodes: usize, reasons: &[Vec<String>]) -> String {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for node_reasons in reasons {
+        for reason in node_reasons {
+            *counts.entry(reason.as_str()).or_default() += 1;
+        }
+    }
+    let mut parts: Vec<String> = counts
+        .into_iter()
+        .map(|(reason, n)| format!("{n} {reason}"))
+        .collect();
+    parts.sort();
+    format!("0/{nodes} nodes are available: {}.", parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pod_requests_take_the_larger_of_containers_and_init_containers_plus_overhead() {
+        let pod: Pod = serde_json::from_value(json!({"spec": {
+            "containers": [
+                {"name": "a", "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}},
+                {"name": "b", "resources": {"requests": {"cpu": "200m"}}}],
+            "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "1", "memory": "32Mi"}}}],
+            "overhead": {"cpu": "10m"}
+        }}))
+        .unwrap();
+        let r = pod_requests(&pod);
+        assert_eq!(r.milli_cpu, 1010);
+        assert_eq!(r.memory, 64 * 1024 * 1024);
+        assert_eq!(r.pods, 1);
+    }
+
+    #[test]
+    fn failure_message_counts_reasons_as_kubernetes_prints_them() {
+        let message = failure_message(
+            3,
+            &[
+                vec!["Insufficient cpu".into()],
+                vec!["node(s) were unschedulable".into()],
+                vec!["Insufficient cpu".into()],
+            ],
+        );
+        assert_eq!(
+            message,
+            "0/3 nodes are available: 1 node(s) were unschedulable, 2 Insufficient cpu."
+        );
+    }
+}
