@@ -3,6 +3,7 @@
 //! (`0/3 nodes are available: 1 Insufficient cpu, 2 node(s) were unschedulable.`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use api_types::quantity::Quantity;
 use k8s_openapi::api::core::v1::{Node, Pod, ResourceRequirements};
@@ -59,6 +60,16 @@ impl Resources {
         }
     }
 
+    fn sub(&mut self, other: &Resources) {
+        self.milli_cpu -= other.milli_cpu;
+        self.memory -= other.memory;
+        self.ephemeral_storage -= other.ephemeral_storage;
+        self.pods -= other.pods;
+        for (k, v) in &other.scalar {
+            *self.scalar.entry(k.clone()).or_default() -= v;
+        }
+    }
+
     fn max(&mut self, other: &Resources) {
         self.milli_cpu = self.milli_cpu.max(other.milli_cpu);
         self.memory = self.memory.max(other.memory);
@@ -92,33 +103,117 @@ pub fn pod_requests(pod: &Pod) -> Resources {
     total
 }
 
-/// A node as the filters see it: the Node and the sum of its pods' requests.
-pub struct NodeInfo<'a> {
-    pub node: &'a Node,
+/// A node as the plugins see it: the Node, its allocatable parsed once, and the pods counted on
+/// it (bound there, or assumed there by the scheduler) with what they request in total. The
+/// scheduler's cache keeps one per node and updates it as pods come and go.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    pub node: Arc<Node>,
+    pub allocatable: Resources,
     pub requested: Resources,
+    /// Requests as scoring counts them (zero cpu/memory taken as 100m/200Mi), summed.
+    pub non_zero_requested: (i64, i64),
     /// Host ports in use: (protocol, host IP, port).
     pub host_ports: Vec<(String, String, i32)>,
+    pub pods: Vec<Arc<Pod>>,
 }
 
-impl<'a> NodeInfo<'a> {
-    /// `node` with `pods` (those bound to it, or assumed there) counted.
-    pub fn new(node: &'a Node, pods: &[&Pod]) -> NodeInfo<'a> {
-        let mut requested = Resources::default();
-        let mut host_ports = Vec::new();
-        for pod in pods {
-            requested.add(&pod_requests(pod));
-            host_ports.extend(crate::plugins::node_ports::host_ports(pod));
-        }
+impl NodeInfo {
+    /// `node` with nothing on it yet.
+    pub fn empty(node: Arc<Node>) -> NodeInfo {
+        let allocatable =
+            Resources::from_list(node.status.as_ref().and_then(|s| s.allocatable.as_ref()));
         NodeInfo {
             node,
-            requested,
-            host_ports,
+            allocatable,
+            requested: Resources::default(),
+            non_zero_requested: (0, 0),
+            host_ports: Vec::new(),
+            pods: Vec::new(),
         }
+    }
+
+    /// `node` with `pods` counted (a convenience for tests and one-off checks).
+    pub fn new(node: &Node, pods: &[&Pod]) -> NodeInfo {
+        let mut info = NodeInfo::empty(Arc::new(node.clone()));
+        for pod in pods {
+            info.add_pod(Arc::new((*pod).clone()));
+        }
+        info
+    }
+
+    /// Replaces the Node (labels, taints, allocatable may have changed), keeping its pods.
+    pub fn set_node(&mut self, node: Arc<Node>) {
+        self.allocatable =
+            Resources::from_list(node.status.as_ref().and_then(|s| s.allocatable.as_ref()));
+        self.node = node;
+    }
+
+    /// Counts `pod` on this node.
+    pub fn add_pod(&mut self, pod: Arc<Pod>) {
+        let requests = pod_requests(&pod);
+        let (cpu, memory) = non_zero(&requests);
+        self.requested.add(&requests);
+        self.non_zero_requested.0 += cpu;
+        self.non_zero_requested.1 += memory;
+        self.host_ports
+            .extend(crate::plugins::node_ports::host_ports(&pod));
+        self.pods.push(pod);
+    }
+
+    /// Stops counting the pod with this uid; false when it was not counted here.
+    pub fn remove_pod(&mut self, uid: &str) -> bool {
+        let Some(at) = self.pods.iter().position(|p| uid_of(p) == uid) else {
+            return false;
+        };
+        let pod = self.pods.swap_remove(at);
+        let requests = pod_requests(&pod);
+        let (cpu, memory) = non_zero(&requests);
+        self.requested.sub(&requests);
+        self.non_zero_requested.0 -= cpu;
+        self.non_zero_requested.1 -= memory;
+        for port in crate::plugins::node_ports::host_ports(&pod) {
+            if let Some(i) = self.host_ports.iter().position(|p| *p == port) {
+                self.host_ports.swap_remove(i);
+            }
+        }
+        true
     }
 
     pub fn name(&self) -> &str {
         self.node.metadata.name.as_deref().unwrap_or_default()
     }
+
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+        self.node.metadata.labels.as_ref().unwrap_or(&EMPTY)
+    }
+}
+
+/// A pod's uid ("" when it has none).
+pub fn uid_of(pod: &Pod) -> &str {
+    pod.metadata.uid.as_deref().unwrap_or_default()
+}
+
+/// Default requests for scoring when a pod asks for no cpu or memory (kube-scheduler's
+/// `DefaultMilliCPURequest` and `DefaultMemoryRequest`).
+pub const DEFAULT_MILLI_CPU: i64 = 100;
+pub const DEFAULT_MEMORY: i64 = 200 * 1024 * 1024;
+
+/// Requests as scoring counts them: zero cpu or memory taken as the defaults.
+pub fn non_zero(r: &Resources) -> (i64, i64) {
+    (
+        if r.milli_cpu == 0 {
+            DEFAULT_MILLI_CPU
+        } else {
+            r.milli_cpu
+        },
+        if r.memory == 0 {
+            DEFAULT_MEMORY
+        } else {
+            r.memory
+        },
+    )
 }
 
 /// The message of a pod that fits no node (`FitError`): reasons counted over the nodes, sorted.

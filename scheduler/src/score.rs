@@ -13,46 +13,25 @@
 
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::framework::{NodeInfo, Resources, pod_requests};
+use crate::framework::{NodeInfo, non_zero, pod_requests};
 use crate::plugins::taint_toleration::tolerates;
 
 pub const MAX_SCORE: i64 = 100;
-const DEFAULT_MILLI_CPU: i64 = 100;
-const DEFAULT_MEMORY: i64 = 200 * 1024 * 1024;
 
-/// Requests as scoring counts them: zero cpu or memory taken as the defaults.
-fn non_zero(r: &Resources) -> (i64, i64) {
+fn usage(pod: &Pod, node: &NodeInfo) -> ((i64, i64), (i64, i64)) {
+    let (cpu, memory) = non_zero(&pod_requests(pod));
+    let requested = (
+        node.non_zero_requested.0 + cpu,
+        node.non_zero_requested.1 + memory,
+    );
     (
-        if r.milli_cpu == 0 {
-            DEFAULT_MILLI_CPU
-        } else {
-            r.milli_cpu
-        },
-        if r.memory == 0 {
-            DEFAULT_MEMORY
-        } else {
-            r.memory
-        },
+        requested,
+        (node.allocatable.milli_cpu, node.allocatable.memory),
     )
 }
 
-fn usage(pod: &Pod, node: &NodeInfo<'_>) -> ((i64, i64), (i64, i64)) {
-    let allocatable = Resources::from_list(
-        node.node
-            .status
-            .as_ref()
-            .and_then(|s| s.allocatable.as_ref()),
-    );
-    let (cpu, memory) = non_zero(&pod_requests(pod));
-    let requested = (
-        node.requested.milli_cpu + cpu,
-        node.requested.memory + memory,
-    );
-    (requested, (allocatable.milli_cpu, allocatable.memory))
-}
-
 /// LeastAllocated: `(allocatable − requested) × 100 / allocatable` per resource, averaged.
-pub fn least_allocated(pod: &Pod, node: &NodeInfo<'_>) -> i64 {
+pub fn least_allocated(pod: &Pod, node: &NodeInfo) -> i64 {
     let ((cpu, memory), (cpu_cap, memory_cap)) = usage(pod, node);
     let free = |used: i64, cap: i64| {
         if cap <= 0 || used > cap {
@@ -66,7 +45,7 @@ pub fn least_allocated(pod: &Pod, node: &NodeInfo<'_>) -> i64 {
 
 /// BalancedAllocation: `(1 − |cpu fraction − memory fraction| / 2) × 100` (the standard
 /// deviation of two fractions is half their difference).
-pub fn balanced_allocation(pod: &Pod, node: &NodeInfo<'_>) -> i64 {
+pub fn balanced_allocation(pod: &Pod, node: &NodeInfo) -> i64 {
     let ((cpu, memory), (cpu_cap, memory_cap)) = usage(pod, node);
     let fraction = |used: i64, cap: i64| {
         if cap <= 0 {
@@ -80,7 +59,7 @@ pub fn balanced_allocation(pod: &Pod, node: &NodeInfo<'_>) -> i64 {
 }
 
 /// Untolerated `PreferNoSchedule` taints (TaintToleration's raw score: fewer is better).
-pub fn intolerable_taints(pod: &Pod, node: &NodeInfo<'_>) -> i64 {
+pub fn intolerable_taints(pod: &Pod, node: &NodeInfo) -> i64 {
     let count = node
         .node
         .spec
@@ -94,7 +73,7 @@ pub fn intolerable_taints(pod: &Pod, node: &NodeInfo<'_>) -> i64 {
 }
 
 /// The summed weights of the pod's preferred node-affinity terms the node matches.
-pub fn preferred_affinity(pod: &Pod, node: &NodeInfo<'_>) -> i64 {
+pub fn preferred_affinity(pod: &Pod, node: &NodeInfo) -> i64 {
     let terms = pod
         .spec
         .as_ref()
@@ -154,7 +133,7 @@ pub fn normalize(scores: &mut [i64], reverse: bool) {
 }
 
 /// The weighted total of every scoring plugin for each node, in `nodes`' order.
-pub fn score_nodes(pod: &Pod, nodes: &[NodeInfo<'_>]) -> Vec<i64> {
+pub fn score_nodes(pod: &Pod, nodes: &[NodeInfo]) -> Vec<i64> {
     let mut taints: Vec<i64> = nodes.iter().map(|n| intolerable_taints(pod, n)).collect();
     normalize(&mut taints, true);
     let mut affinity: Vec<i64> = nodes.iter().map(|n| preferred_affinity(pod, n)).collect();

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Pod;
 
 use crate::framework::{NodeInfo, Status};
 
-type Filter = fn(&Pod, &NodeInfo<'_>) -> Status;
+type Filter = fn(&Pod, &NodeInfo) -> Status;
 
 /// The filters, by name, in kube-scheduler's default order.
 pub const FILTERS: &[(&str, Filter)] = &[
@@ -26,7 +26,7 @@ pub const FILTERS: &[(&str, Filter)] = &[
 ];
 
 /// Every reason `pod` does not fit `node` (empty: it fits).
-pub fn filter(pod: &Pod, node: &NodeInfo<'_>) -> Vec<String> {
+pub fn filter(pod: &Pod, node: &NodeInfo) -> Vec<String> {
     FILTERS
         .iter()
         .flat_map(|(_, f)| match f(pod, node) {

@@ -28,7 +28,7 @@ fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool
     }
 }
 
-pub fn filter(pod: &Pod, node: &NodeInfo<'_>) -> Status {
+pub fn filter(pod: &Pod, node: &NodeInfo) -> Status {
     let empty = BTreeMap::new();
     let labels = node.node.metadata.labels.as_ref().unwrap_or(&empty);
     let spec = pod.spec.as_ref();

@@ -7,7 +7,7 @@ use crate::framework::{NodeInfo, Status};
 pub const NAME: &str = "NodeName";
 pub const REASON: &str = "node(s) didn't match the requested node name";
 
-pub fn filter(pod: &Pod, node: &NodeInfo<'_>) -> Status {
+pub fn filter(pod: &Pod, node: &NodeInfo) -> Status {
     match pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
         Some(wanted) if !wanted.is_empty() && wanted != node.name() => {
             Status::Unschedulable(vec![REASON.into()])

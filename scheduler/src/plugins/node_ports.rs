@@ -28,7 +28,7 @@ pub fn host_ports(pod: &Pod) -> Vec<(String, String, i32)> {
         .collect()
 }
 
-pub fn filter(pod: &Pod, node: &NodeInfo<'_>) -> Status {
+pub fn filter(pod: &Pod, node: &NodeInfo) -> Status {
     let conflict = host_ports(pod).iter().any(|(protocol, ip, port)| {
         node.host_ports.iter().any(|(p2, ip2, port2)| {
             p2 == protocol && port2 == port && (ip == ip2 || ip == "0.0.0.0" || ip2 == "0.0.0.0")

@@ -3,17 +3,12 @@
 
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::framework::{NodeInfo, Resources, Status, pod_requests};
+use crate::framework::{NodeInfo, Status, pod_requests};
 
 pub const NAME: &str = "NodeResourcesFit";
 
-pub fn filter(pod: &Pod, node: &NodeInfo<'_>) -> Status {
-    let allocatable = Resources::from_list(
-        node.node
-            .status
-            .as_ref()
-            .and_then(|s| s.allocatable.as_ref()),
-    );
+pub fn filter(pod: &Pod, node: &NodeInfo) -> Status {
+    let allocatable = &node.allocatable;
     let want = pod_requests(pod);
     let used = &node.requested;
     let mut reasons = Vec::new();

@@ -9,7 +9,7 @@ use crate::framework::{NodeInfo, Status};
 pub const NAME: &str = "NodeUnschedulable";
 pub const REASON: &str = "node(s) were unschedulable";
 
-pub fn filter(pod: &Pod, node: &NodeInfo<'_>) -> Status {
+pub fn filter(pod: &Pod, node: &NodeInfo) -> Status {
     let cordoned = node
         .node
         .spec

@@ -36,7 +36,7 @@ pub fn tolerates(pod: &Pod, taint: &Taint) -> bool {
         .is_some_and(|ts| ts.iter().any(|t| toleration_matches(t, taint)))
 }
 
-pub fn filter(pod: &Pod, node: &NodeInfo<'_>) -> Status {
+pub fn filter(pod: &Pod, node: &NodeInfo) -> Status {
     let untolerated = node
         .node
         .spec
