@@ -1,8 +1,9 @@
 //! Ferry's controller-manager: the controllers that drive the cluster toward its declared state,
 //! reaching the apiserver only through the `kube` client, as kube-controller-manager does.
 //!
-//! - [`runtime`]: shared informers, work queues with client-go's backoff, the worker loop.
-//! - [`leader`]: leader election on a Lease (`kube-system/ferry-controller-manager`).
+//! - [`runtime`] (its own crate, shared with the scheduler): shared informers, work queues with
+//!   client-go's backoff, the worker loop, events, leader election on a Lease
+//!   (`kube-system/ferry-controller-manager`).
 //! - [`replicaset`]: the ReplicaSet controller.
 //! - [`deployment`]: the Deployment controller.
 //! - [`garbagecollector`]: deletes what lost its owners; foreground and orphan deletion.
@@ -16,11 +17,11 @@
 pub mod deployment;
 pub mod endpoints;
 pub mod garbagecollector;
-pub mod leader;
 pub mod namespace;
 pub mod pods;
 pub mod replicaset;
-pub mod runtime;
+
+pub use runtime::{self, leader};
 
 use std::sync::Arc;
 

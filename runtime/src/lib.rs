@@ -1,9 +1,10 @@
-//! What every controller stands on: shared informers ([`informer`]), work queues ([`queue`]),
-//! the worker loop that drains a queue into a reconcile function ([`run_workers`]), and the
-//! event recorder ([`events`]).
+//! What Ferry's controllers and scheduler stand on: shared informers ([`informer`]), work queues
+//! ([`queue`]), the worker loop that drains a queue into a reconcile function ([`run_workers`]),
+//! the event recorder ([`events`]) and leader election on a Lease ([`leader`]).
 
 pub mod events;
 pub mod informer;
+pub mod leader;
 pub mod queue;
 
 use std::fmt::Display;
