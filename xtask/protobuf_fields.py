@@ -22,6 +22,7 @@ ROOTS = [
 ] + [
     "api.apps.v1.Deployment", "api.apps.v1.ReplicaSet", "api.coordination.v1.Lease",
     "api.events.v1.Event", "api.autoscaling.v1.Scale", "api.policy.v1.Eviction",
+    "api.scheduling.v1.PriorityClass",
 ]
 
 home = os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo"))

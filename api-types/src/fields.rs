@@ -377,7 +377,10 @@ pub fn object_fields(resource: &str, obj: &Value) -> BTreeMap<String, String> {
         fields.insert(k.to_string(), v);
     };
     put("metadata.name", string_at(obj, &["metadata", "name"]));
-    let cluster_scoped = matches!(resource, "nodes" | "namespaces");
+    // Cluster-scoped objects have no namespace field (`DefaultClusterScopedAttr`); resources
+    // the registry does not know are taken as namespaced.
+    let cluster_scoped =
+        crate::registry::by_qualified_resource(resource).is_some_and(|r| !r.namespaced);
     if !cluster_scoped {
         put(
             "metadata.namespace",
@@ -831,6 +834,11 @@ mod tests {
                 "leases.coordination.k8s.io",
                 json!("not an object"),
                 &[("metadata.name", ""), ("metadata.namespace", "")],
+            ),
+            (
+                "priorityclasses.scheduling.k8s.io",
+                json!({"metadata": {"name": "high"}, "value": 1000}),
+                &[("metadata.name", "high")],
             ),
         ];
         for (resource, obj, want) in cases {

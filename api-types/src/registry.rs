@@ -3,8 +3,9 @@
 //! Everything discovery needs (`kubectl api-resources -o wide`: plural, singular, short names,
 //! kind, scope, verbs, categories, subresources) and where the objects are stored comes from this
 //! one static table. The table is in preference order: the core group first, then `apps`,
-//! `events.k8s.io` and `coordination.k8s.io`, as kube-apiserver orders its groups, so that a name
-//! that two groups share (`events`) resolves to the core group first, as kubectl resolves it.
+//! `events.k8s.io`, `scheduling.k8s.io` and `coordination.k8s.io`, as kube-apiserver orders its
+//! groups, so that a name that two groups share (`events`) resolves to the core group first, as
+//! kubectl resolves it.
 
 use std::fmt;
 
@@ -343,6 +344,20 @@ static RESOURCES: &[ResourceInfo] = &[
         subresources: NONE,
         storage_path: "events",
     },
+    // scheduling.k8s.io/v1
+    ResourceInfo {
+        group: "scheduling.k8s.io",
+        version: "v1",
+        resource: "priorityclasses",
+        kind: "PriorityClass",
+        singular: "priorityclass",
+        short_names: &["pc"],
+        categories: NONE,
+        namespaced: false,
+        verbs: STANDARD_VERBS,
+        subresources: NONE,
+        storage_path: "priorityclasses",
+    },
     // coordination.k8s.io/v1
     ResourceInfo {
         group: "coordination.k8s.io",
@@ -370,6 +385,10 @@ static GROUP_VERSIONS: &[GroupVersion] = &[
     },
     GroupVersion {
         group: "events.k8s.io",
+        version: "v1",
+    },
+    GroupVersion {
+        group: "scheduling.k8s.io",
         version: "v1",
     },
     GroupVersion {
@@ -567,6 +586,16 @@ mod tests {
                 "",
             ),
             (
+                "scheduling.k8s.io/v1",
+                "priorityclasses",
+                "priorityclass",
+                "pc",
+                false,
+                "PriorityClass",
+                standard,
+                "",
+            ),
+            (
                 "coordination.k8s.io/v1",
                 "leases",
                 "lease",
@@ -603,6 +632,7 @@ mod tests {
             ("", "events", "events"),
             ("apps", "deployments", "deployments"),
             ("coordination.k8s.io", "leases", "leases"),
+            ("scheduling.k8s.io", "priorityclasses", "priorityclasses"),
         ];
         for (group, plural, path) in cases {
             assert_eq!(
@@ -763,6 +793,12 @@ mod tests {
             ("deployments.v1.apps", &["deployments.apps"]),
             ("deployments.v2.apps", &[]),
             ("lease", &["leases.coordination.k8s.io"]),
+            ("pc", &["priorityclasses.scheduling.k8s.io"]),
+            ("PriorityClass", &["priorityclasses.scheduling.k8s.io"]),
+            (
+                "priorityclass.scheduling.k8s.io",
+                &["priorityclasses.scheduling.k8s.io"],
+            ),
             (
                 "leases.coordination.k8s.io",
                 &["leases.coordination.k8s.io"],
@@ -807,6 +843,7 @@ mod tests {
                 "v1",
                 "apps/v1",
                 "events.k8s.io/v1",
+                "scheduling.k8s.io/v1",
                 "coordination.k8s.io/v1"
             ]
         );

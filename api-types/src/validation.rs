@@ -764,6 +764,16 @@ mod tests {
             ("deployments.apps", "nginx", vec![]),
             ("deployments.apps", "nginx_", vec![SUBDOMAIN_MSG]),
             ("leases.coordination.k8s.io", "kube-scheduler", vec![]),
+            (
+                "priorityclasses.scheduling.k8s.io",
+                "system-node-critical",
+                vec![],
+            ),
+            (
+                "priorityclasses.scheduling.k8s.io",
+                "High",
+                vec![SUBDOMAIN_MSG],
+            ),
             ("widgets.example.com", "a.b", vec![]),
             ("events.events.k8s.io", "x.17a", vec![]),
         ];

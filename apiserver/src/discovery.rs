@@ -664,6 +664,7 @@ mod tests {
             ("v1", "events", "ev"),
             ("v1", "endpoints", "ep"),
             ("v1", "serviceaccounts", "sa"),
+            ("scheduling.k8s.io/v1", "priorityclasses", "pc"),
         ];
         for (api_version, resource, short_name) in short {
             let key = (api_version.to_string(), resource.to_string());
@@ -773,7 +774,15 @@ mod tests {
             .iter()
             .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
             .collect();
-        assert_eq!(groups, ["apps", "events.k8s.io", "coordination.k8s.io"]);
+        assert_eq!(
+            groups,
+            [
+                "apps",
+                "events.k8s.io",
+                "scheduling.k8s.io",
+                "coordination.k8s.io"
+            ]
+        );
     }
 
     #[test]
@@ -787,7 +796,7 @@ mod tests {
         assert_eq!(list["kind"], "APIGroupList");
         assert_eq!(list["apiVersion"], "v1");
         let groups = list["groups"].as_array().unwrap();
-        assert_eq!(groups.len(), 3);
+        assert_eq!(groups.len(), 4);
         assert_eq!(
             groups[0],
             json!({"name":"apps","versions":[{"groupVersion":"apps/v1","version":"v1"}],
@@ -905,6 +914,7 @@ mod tests {
             ("", "v1", "Event", "r2yiGXH7wu8="),
             ("apps", "v1", "ReplicaSet", "P1RzHs8/mWQ="),
             ("coordination.k8s.io", "v1", "Lease", "gqkMMb/YqFM="),
+            ("scheduling.k8s.io", "v1", "PriorityClass", "1QwjyaZjj3Y="),
         ];
         for (group, version, kind, want) in cases {
             assert_eq!(storage_version_hash(group, version, kind), want, "{kind}");

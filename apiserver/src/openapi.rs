@@ -262,7 +262,7 @@ fn register<T: JsonSchema>(generator: &mut SchemaGenerator) -> String {
 
 /// The schema of a kind Ferry serves or takes in a subresource, by group and kind.
 fn kind_schema(generator: &mut SchemaGenerator, group: &str, kind: &str) -> Option<String> {
-    use k8s::api::{apps, autoscaling, coordination, core, events, policy};
+    use k8s::api::{apps, autoscaling, coordination, core, events, policy, scheduling};
     Some(match (group, kind) {
         ("", "Namespace") => register::<core::v1::Namespace>(generator),
         ("", "Pod") => register::<core::v1::Pod>(generator),
@@ -277,6 +277,9 @@ fn kind_schema(generator: &mut SchemaGenerator, group: &str, kind: &str) -> Opti
         ("apps", "Deployment") => register::<apps::v1::Deployment>(generator),
         ("apps", "ReplicaSet") => register::<apps::v1::ReplicaSet>(generator),
         ("coordination.k8s.io", "Lease") => register::<coordination::v1::Lease>(generator),
+        ("scheduling.k8s.io", "PriorityClass") => {
+            register::<scheduling::v1::PriorityClass>(generator)
+        }
         ("events.k8s.io", "Event") => register::<events::v1::Event>(generator),
         ("autoscaling", "Scale") => register::<autoscaling::v1::Scale>(generator),
         ("policy", "Eviction") => register::<policy::v1::Eviction>(generator),
@@ -867,6 +870,7 @@ mod tests {
             "apis/apps/v1",
             "apis/coordination.k8s.io/v1",
             "apis/events.k8s.io/v1",
+            "apis/scheduling.k8s.io/v1",
         ] {
             let url = index["paths"][path]["serverRelativeURL"].as_str().unwrap();
             let hash = &docs.by_path[path].hash;
@@ -894,6 +898,21 @@ mod tests {
         let core = group_version_document("", "v1");
         let ns = &core["paths"]["/api/v1/namespaces/{name}"]["patch"];
         assert_eq!(ns["x-kubernetes-group-version-kind"]["kind"], "Namespace");
+        // A cluster-scoped kind of a named group: kube-apiserver's operation ids and GVK.
+        let scheduling = group_version_document("scheduling.k8s.io", "v1");
+        let pc = &scheduling["paths"]["/apis/scheduling.k8s.io/v1/priorityclasses/{name}"]["patch"];
+        assert_eq!(
+            pc["x-kubernetes-group-version-kind"],
+            json!({"group": "scheduling.k8s.io", "version": "v1", "kind": "PriorityClass"})
+        );
+        assert_eq!(pc["operationId"], "patchSchedulingV1PriorityClass");
+        assert!(
+            scheduling["components"]["schemas"]["io.k8s.api.scheduling.v1.PriorityClass"]
+                ["properties"]["value"]["description"]
+                .as_str()
+                .unwrap()
+                .starts_with("value represents the integer value of this priority class")
+        );
         let scale =
             &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"]["put"];
         assert_eq!(scale["x-kubernetes-group-version-kind"]["kind"], "Scale");
@@ -910,6 +929,7 @@ mod tests {
             ("apps", "v1"),
             ("coordination.k8s.io", "v1"),
             ("events.k8s.io", "v1"),
+            ("scheduling.k8s.io", "v1"),
         ] {
             let doc = group_version_document(group, version);
             let schemas = doc["components"]["schemas"].as_object().unwrap();

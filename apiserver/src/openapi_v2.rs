@@ -475,6 +475,14 @@ mod tests {
             deployment["x-kubernetes-group-version-kind"][0]["kind"],
             "Deployment"
         );
+        let pc = &doc["definitions"]["io.k8s.api.scheduling.v1.PriorityClass"];
+        assert_eq!(
+            pc["x-kubernetes-group-version-kind"][0]["kind"],
+            "PriorityClass"
+        );
+        assert!(
+            doc["paths"]["/apis/scheduling.k8s.io/v1/priorityclasses/{name}"]["patch"].is_object()
+        );
         let containers =
             &doc["definitions"]["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
         assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");

@@ -346,6 +346,7 @@ enum Kind {
     ServiceAccount,
     ConfigMap,
     Lease,
+    PriorityClass,
     /// Everything else: Name, Age.
     Default,
 }
@@ -371,6 +372,7 @@ impl Kind {
             ("", "serviceaccounts") => Kind::ServiceAccount,
             ("", "configmaps") => Kind::ConfigMap,
             ("coordination.k8s.io", "leases") => Kind::Lease,
+            ("scheduling.k8s.io", "priorityclasses") => Kind::PriorityClass,
             _ => Kind::Default,
         }
     }
@@ -490,6 +492,9 @@ const D_SECRET_TYPE: &str = "Used to facilitate programmatic handling of secret 
 const D_SECRET_DATA: &str = "Data contains the secret data. Each key must consist of alphanumeric characters, '-', '_' or '.'. The serialized form of the secret data is a base64 encoded string, representing the arbitrary (possibly non-string) data value here. Described in https://tools.ietf.org/html/rfc4648#section-4";
 const D_SA_SECRETS: &str = "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use. Pods are only limited to this list if this service account has a \"kubernetes.io/enforce-mountable-secrets\" annotation set to \"true\". This field should not be used to find auto-generated service account token secrets for use outside of pods. Instead, tokens can be requested directly using the TokenRequest API, or service account token secrets can be manually created. More info: https://kubernetes.io/docs/concepts/configuration/secret";
 const D_CONFIGMAP_DATA: &str = "Data contains the configuration data. Each key must consist of alphanumeric characters, '-', '_' or '.'. Values with non-UTF-8 byte sequences must use the BinaryData field. The keys stored in Data must not overlap with the keys in the BinaryData field, this is enforced during validation process.";
+const D_PC_VALUE: &str = "value represents the integer value of this priority class. This is the actual priority that pods receive when they have the name of this class in their pod spec.";
+const D_PC_GLOBAL_DEFAULT: &str = "globalDefault specifies whether this PriorityClass should be considered as the default priority for pods that do not have any priority class. Only one PriorityClass can be marked as `globalDefault`. However, if more than one PriorityClasses exists with their `globalDefault` field set to true, the smallest value of such global default PriorityClasses will be used as the default priority.";
+const D_PC_PREEMPTION_POLICY: &str = "preemptionPolicy is the Policy for preempting pods with lower priority. One of Never, PreemptLowerPriority. Defaults to PreemptLowerPriority if unset.";
 const D_LEASE_HOLDER: &str = "holderIdentity contains the identity of the holder of a current lease. If Coordinated Leader Election is used, the holder identity must be equal to the elected LeaseCandidate.metadata.name field.";
 
 const POD_COLUMNS: &[Col] = &[
@@ -662,6 +667,14 @@ const SECRET_COLUMNS: &[Col] = &[
 const SERVICEACCOUNT_COLUMNS: &[Col] = &[NAME, col("Secrets", "string", D_SA_SECRETS), AGE];
 const CONFIGMAP_COLUMNS: &[Col] = &[NAME, col("Data", "string", D_CONFIGMAP_DATA), AGE];
 const LEASE_COLUMNS: &[Col] = &[NAME, col("Holder", "string", D_LEASE_HOLDER), AGE];
+/// Since Kubernetes 1.32 PreemptionPolicy is a default column, after Age.
+const PRIORITY_CLASS_COLUMNS: &[Col] = &[
+    NAME,
+    col("Value", "integer", D_PC_VALUE),
+    col("Global-Default", "boolean", D_PC_GLOBAL_DEFAULT),
+    AGE,
+    col("PreemptionPolicy", "string", D_PC_PREEMPTION_POLICY),
+];
 const DEFAULT_COLUMNS: &[Col] = &[NAME, AGE];
 
 fn columns_of(kind: Kind) -> &'static [Col] {
@@ -684,6 +697,7 @@ fn columns_of(kind: Kind) -> &'static [Col] {
         Kind::ServiceAccount => SERVICEACCOUNT_COLUMNS,
         Kind::ConfigMap => CONFIGMAP_COLUMNS,
         Kind::Lease => LEASE_COLUMNS,
+        Kind::PriorityClass => PRIORITY_CLASS_COLUMNS,
         Kind::Default => DEFAULT_COLUMNS,
     }
 }
@@ -864,6 +878,17 @@ fn cells(kind: Kind, group: &str, obj: &Value, now: Timestamp) -> (Vec<Value>, O
             age,
         ],
         Kind::Lease => vec![name, json!(text(obj, "/spec/holderIdentity")), age],
+        Kind::PriorityClass => vec![
+            name,
+            json!(int(obj, "/value")),
+            json!(
+                obj.get("globalDefault")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+            ),
+            age,
+            json!(text(obj, "/preemptionPolicy")),
+        ],
         Kind::Default => vec![name, age],
     };
     (cells, None)
@@ -1931,6 +1956,25 @@ mod tests {
             names(&column_definitions("leases", "coordination.k8s.io")),
             ["Name", "Holder", "Age"]
         );
+        let pc = column_definitions("priorityclasses", "scheduling.k8s.io");
+        assert_eq!(
+            names(&pc),
+            ["Name", "Value", "Global-Default", "Age", "PreemptionPolicy"]
+        );
+        let types: Vec<(&str, i64)> = pc
+            .iter()
+            .map(|c| (c["type"].as_str().unwrap(), c["priority"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                ("string", 0),
+                ("integer", 0),
+                ("boolean", 0),
+                ("string", 0),
+                ("string", 0)
+            ]
+        );
         let events = column_definitions("events", "");
         assert_eq!(
             names(&events),
@@ -2549,6 +2593,23 @@ mod tests {
             cells_of("leases", "coordination.k8s.io", &lease)[1],
             "node-1_abc"
         );
+        let pc = json!({"metadata": {"name": "high", "creationTimestamp": ago(5)}, "value": 1000, "globalDefault": true, "preemptionPolicy": "Never"});
+        assert_eq!(
+            cells_of("priorityclasses", "scheduling.k8s.io", &pc),
+            [
+                json!("high"),
+                json!(1000),
+                json!(true),
+                json!("5s"),
+                json!("Never")
+            ]
+        );
+        // printPriorityClass: no globalDefault is false, no policy is empty.
+        let bare = json!({"metadata": {"name": "b", "creationTimestamp": ago(5)}, "value": -5});
+        assert_eq!(
+            cells_of("priorityclasses", "scheduling.k8s.io", &bare),
+            [json!("b"), json!(-5), json!(false), json!("5s"), json!("")]
+        );
         let ep = json!({"metadata": {"name": "web"}, "subsets": [
             {"addresses": [{"ip": "10.0.0.1"}, {"ip": "10.0.0.2"}], "ports": [{"port": 80, "name": "http"}, {"port": 443, "name": "https"}]},
             {"addresses": [{"ip": "fd00::1"}], "ports": [{"port": 8080}]}
@@ -2619,6 +2680,7 @@ mod tests {
             ("serviceaccounts", ""),
             ("configmaps", ""),
             ("leases", "coordination.k8s.io"),
+            ("priorityclasses", "scheduling.k8s.io"),
             ("widgets", "example.com"),
         ];
         for (resource, group) in resources {

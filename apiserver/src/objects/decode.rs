@@ -39,7 +39,7 @@ pub fn decode_typed(info: &ResourceInfo, obj: &Value) -> Result<Vec<UnknownField
         m.remove("apiVersion");
         m.remove("kind");
     }
-    use k8s::api::{apps, coordination, core, events};
+    use k8s::api::{apps, coordination, core, events, scheduling};
     let kind = Kind::of(info);
     let result = match kind {
         Kind::Namespace => check::<core::v1::Namespace>(info, &value),
@@ -54,6 +54,7 @@ pub fn decode_typed(info: &ResourceInfo, obj: &Value) -> Result<Vec<UnknownField
         Kind::Deployment => check::<apps::v1::Deployment>(info, &value),
         Kind::ReplicaSet => check::<apps::v1::ReplicaSet>(info, &value),
         Kind::Lease => check::<coordination::v1::Lease>(info, &value),
+        Kind::PriorityClass => check::<scheduling::v1::PriorityClass>(info, &value),
         Kind::EventsEvent => check::<events::v1::Event>(info, &value),
         Kind::Other => return Ok(Vec::new()),
     };

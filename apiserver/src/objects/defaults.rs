@@ -47,6 +47,7 @@ pub(crate) fn apply_defaults(kind: Kind, map: &mut Obj) {
                 set_default(map, key, json!({}));
             }
         }
+        Kind::PriorityClass => super::priority::defaults(map),
         Kind::ConfigMap | Kind::ServiceAccount | Kind::Lease | Kind::EventsEvent | Kind::Other => {}
     }
     let mut value = Value::Object(std::mem::take(map));

@@ -10,8 +10,11 @@
 //!   `PrepareForCreate`/`PrepareForUpdate` (status reset or kept, generation), defaults, and
 //!   validation (422 with every cause).
 //! - [`to_scale`] / [`apply_scale`]: the `scale` subresource.
-//! - [`graceful_pod_deletion`], [`has_status_subresource`], [`generate_name`]: small policies the
-//!   handlers ask about.
+//! - [`graceful_pod_deletion`], [`has_status_subresource`], [`generate_name`],
+//!   [`check_delete`]: small policies the handlers ask about.
+//! - [`admit_pod_create`], [`validate_admission`]: the Priority admission plugin over a snapshot
+//!   of the PriorityClasses ([`PriorityClassInfo`]), which the handlers read and call before
+//!   [`prepare_create`] (pods) and after it or [`prepare_update`] (PriorityClasses).
 //!
 //! Every function here tolerates malformed input (wrong types anywhere) without panicking.
 
@@ -27,6 +30,7 @@ mod kinds;
 pub mod managed;
 mod meta;
 mod pod;
+mod priority;
 mod scale;
 pub mod strategic;
 mod util;
@@ -39,6 +43,10 @@ use serde_json::{Value, json};
 
 pub use decode::{UnknownField, decode_typed, duplicate_fields};
 pub use pod::graceful_pod_deletion;
+pub use priority::{
+    PriorityClassInfo, SYSTEM_PRIORITY_CLASSES, SystemPriorityClass, admit_pod_create,
+    validate_admission,
+};
 pub use scale::{apply_scale, to_scale};
 
 use crate::errors::ApiError;
@@ -60,6 +68,7 @@ pub(crate) enum Kind {
     Deployment,
     ReplicaSet,
     Lease,
+    PriorityClass,
     /// `events.k8s.io/v1` Event.
     EventsEvent,
     Other,
@@ -80,6 +89,7 @@ impl Kind {
             ("apps", "deployments") => Kind::Deployment,
             ("apps", "replicasets") => Kind::ReplicaSet,
             ("coordination.k8s.io", "leases") => Kind::Lease,
+            ("scheduling.k8s.io", "priorityclasses") => Kind::PriorityClass,
             ("events.k8s.io", "events") => Kind::EventsEvent,
             _ => Kind::Other,
         }
@@ -88,6 +98,12 @@ impl Kind {
     /// Whether the strategy sets `metadata.generation` (1 on create, bumped on spec changes).
     fn has_generation(self) -> bool {
         matches!(self, Kind::Pod | Kind::Deployment | Kind::ReplicaSet)
+    }
+
+    /// Whether the strategy sets `generation: 1` on create: the kinds with a generation, and
+    /// PriorityClasses, whose strategy sets it and never bumps it.
+    fn starts_at_generation_one(self) -> bool {
+        self.has_generation() || self == Kind::PriorityClass
     }
 }
 
@@ -102,6 +118,15 @@ pub fn generate_name(prefix: &str, random5: &str) -> String {
     format!("{}{random5}", &prefix[..cut])
 }
 
+/// What a resource's REST storage refuses to delete, before anything is read: the system
+/// PriorityClasses (403). Asked for a DELETE of one object, not for `deletecollection`.
+pub fn check_delete(info: &ResourceInfo, name: &str) -> Result<(), ApiError> {
+    match Kind::of(info) {
+        Kind::PriorityClass => priority::check_delete(name),
+        _ => Ok(()),
+    }
+}
+
 /// Whether writes to the main resource ignore `status` (it has a `status` subresource).
 pub fn has_status_subresource(info: &ResourceInfo) -> bool {
     info.subresources.contains(&"status")
@@ -114,9 +139,11 @@ pub fn has_status_subresource(info: &ResourceInfo) -> bool {
 ///   objects lose theirs;
 /// - `uid` and `creationTimestamp` (`now`, RFC 3339) are set; `resourceVersion`,
 ///   `deletionTimestamp` and `deletionGracePeriodSeconds` are cleared;
-/// - defaults, and for pods the default admission plugins (default tolerations, the `default`
-///   service account, priority 0);
-/// - the strategy's `PrepareForCreate`: `generation: 1` for pods, deployments and replica sets;
+/// - defaults, and for pods the default admission plugins that need only the pod (default
+///   tolerations, the `default` service account; Priority is [`admit_pod_create`], which the
+///   caller runs first);
+/// - the strategy's `PrepareForCreate`: `generation: 1` for pods, deployments, replica sets and
+///   priority classes;
 ///   a fresh status for pods (`Pending` + QoS class), deployments, replica sets, services and
 ///   namespaces (`Active`, plus the `kubernetes` finalizer); nodes keep theirs;
 /// - validation: a 422 listing every problem.
@@ -141,9 +168,9 @@ pub fn prepare_create(
     defaults::apply_defaults(kind, map);
     let name = object_name(map);
     if kind == Kind::Pod {
-        pod::admit_create(map, &name)?;
+        pod::admit_create(map);
     }
-    if kind.has_generation()
+    if kind.starts_at_generation_one()
         && let Some(meta) = obj_mut_or_create(map, "metadata")
     {
         meta.insert("generation".into(), json!(1));
@@ -168,6 +195,9 @@ pub fn prepare_create(
     if matches!(kind, Kind::CoreEvent | Kind::EventsEvent) {
         kinds::validate_event(kind, map, true, &mut errs);
     }
+    if kind == Kind::PriorityClass {
+        priority::validate_create(map, &mut errs);
+    }
     invalid_if_any(info, &name, &errs)
 }
 
@@ -178,10 +208,11 @@ pub fn prepare_create(
 /// - `apiVersion`/`kind` as on create; name and namespace must stay (400); `uid`,
 ///   `creationTimestamp`, `deletionTimestamp`, `deletionGracePeriodSeconds` and `generation`
 ///   come from `old`; finalizers cannot be added to an object being deleted;
-/// - main resource: defaults (and pods' default tolerations); `status` is taken from `old` for
-///   kinds with a status subresource; `generation` is bumped when the spec changed (deployments:
-///   also when annotations changed, as Kubernetes does); namespaces keep their finalizers;
-///   services keep their allocated cluster IPs and node ports;
+/// - main resource: defaults (and pods' default tolerations, and the priority and preemption
+///   policy they were admitted with when the writer left them out); `status` is taken from
+///   `old` for kinds with a status subresource; `generation` is bumped when the spec changed
+///   (deployments: also when annotations changed, as Kubernetes does); namespaces keep their
+///   finalizers; services keep their allocated cluster IPs and node ports;
 /// - `status`: only the status (and metadata, as Kubernetes allows) is taken from `new`; the
 ///   spec comes from `old` (deployments: also labels; pods: also owner references);
 /// - validation, including the update rules: immutable selectors, pod spec changes limited to
@@ -211,6 +242,9 @@ pub fn prepare_update(
                 && let Some(spec) = obj_mut_or_create(map, "spec")
             {
                 pod::default_tolerations(spec);
+                if let Some(old_spec) = get_obj(old_map, "spec") {
+                    priority::admit_pod_update(old_spec, spec);
+                }
             }
             if has_status_subresource(info) {
                 copy_from(old_map, map, "status");
@@ -272,6 +306,7 @@ pub fn prepare_update(
                 Kind::CoreEvent | Kind::EventsEvent => {
                     kinds::validate_event(kind, map, false, &mut errs)
                 }
+                Kind::PriorityClass => priority::validate_update(old_map, map, &mut errs),
                 _ => {}
             }
         }
@@ -359,6 +394,12 @@ fn validate_object(info: &ResourceInfo, kind: Kind, map: &Obj, errs: &mut Errs) 
         Kind::Node => kinds::validate_node(map, errs),
         Kind::Endpoints => kinds::validate_endpoints(map, errs),
         Kind::Lease => kinds::validate_lease(map, errs),
-        Kind::CoreEvent | Kind::EventsEvent | Kind::ServiceAccount | Kind::Other => {}
+        // PriorityClasses: create-only rules (`ValidatePriorityClass`) in `prepare_create`,
+        // update rules in `prepare_update`, as Kubernetes' update validation is its own.
+        Kind::CoreEvent
+        | Kind::EventsEvent
+        | Kind::ServiceAccount
+        | Kind::PriorityClass
+        | Kind::Other => {}
     }
 }

@@ -1,6 +1,7 @@
-//! Pods: the admission plugins kube-apiserver runs by default on pods (DefaultTolerationSeconds,
-//! ServiceAccount's default, Priority), `podStrategy` (status on create, QoS class, the update
-//! rules), pod spec validation (shared with pod templates) and graceful deletion.
+//! Pods: the admission plugins kube-apiserver runs by default on pods that need only the pod
+//! (DefaultTolerationSeconds, ServiceAccount's default; Priority is in [`super::priority`]),
+//! `podStrategy` (status on create, QoS class, the update rules), pod spec validation (shared
+//! with pod templates) and graceful deletion.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -18,7 +19,6 @@ use super::util::{
     invalid_raw, nonnegative, not_found, not_supported, obj_mut_or_create, required, semantic_eq,
     string_map,
 };
-use crate::errors::ApiError;
 
 const PORT_PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
 const TAINT_EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
@@ -62,51 +62,19 @@ const VOLUME_SOURCES: &[&str] = &[
 // ---------------------------------------------------------------------------------------------
 // Admission.
 
-/// The admission plugins' changes to a pod being created: DefaultTolerationSeconds, the
-/// ServiceAccount plugin's `default` account, and the Priority plugin's priority (0 without a
-/// class; the two built-in system classes are known). A priority or preemption policy the
-/// client set that differs from the class' is refused with 403, as Kubernetes does.
-pub(crate) fn admit_create(map: &mut Obj, name: &str) -> Result<(), ApiError> {
+/// The admission plugins' changes to a pod being created that need nothing but the pod:
+/// DefaultTolerationSeconds and the ServiceAccount plugin's `default` account. (Priority reads
+/// the PriorityClasses: it runs before, in the request's admission step, see
+/// [`super::admit_pod_create`].)
+pub(crate) fn admit_create(map: &mut Obj) {
     let Some(spec) = obj_mut_or_create(map, "spec") else {
-        return Ok(());
+        return;
     };
     default_tolerations(spec);
     if get_str(spec, "serviceAccountName").is_empty() {
         spec.insert("serviceAccountName".into(), json!("default"));
         spec.insert("serviceAccount".into(), json!("default"));
     }
-    let class = get_str(spec, "priorityClassName").to_string();
-    let priority = match class.as_str() {
-        "" => 0,
-        "system-node-critical" => 2_000_001_000,
-        "system-cluster-critical" => 2_000_000_000,
-        // Other classes are not served; leave the pod as the client wrote it.
-        _ => return Ok(()),
-    };
-    if let Some(given) = spec.get("priority").and_then(Value::as_i64)
-        && given != priority
-    {
-        return Err(ApiError::forbidden(
-            "pods",
-            name,
-            &format!(
-                "the integer value of priority ({given}) must not be provided in pod spec; priority admission controller computed {priority} from the given PriorityClass name"
-            ),
-        ));
-    }
-    spec.insert("priority".into(), json!(priority));
-    let policy = get_str(spec, "preemptionPolicy");
-    if !policy.is_empty() && policy != "PreemptLowerPriority" {
-        return Err(ApiError::forbidden(
-            "pods",
-            name,
-            &format!(
-                "the string value of PreemptionPolicy ({policy}) must not be provided in pod spec; priority admission controller computed PreemptLowerPriority from the given PriorityClass name"
-            ),
-        ));
-    }
-    spec.insert("preemptionPolicy".into(), json!("PreemptLowerPriority"));
-    Ok(())
 }
 
 /// DefaultTolerationSeconds (on create and update of pods): tolerate `not-ready` and

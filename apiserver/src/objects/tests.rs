@@ -12,8 +12,23 @@ fn info(group: &str, resource: &str) -> &'static ResourceInfo {
     registry::by_group_version_resource(group, "v1", resource).unwrap()
 }
 
+/// The system PriorityClasses, as the Priority admission plugin sees them in a new cluster.
+fn system_classes() -> Vec<PriorityClassInfo> {
+    SYSTEM_PRIORITY_CLASSES
+        .iter()
+        .map(|c| {
+            let stored = created("scheduling.k8s.io", "priorityclasses", None, c.manifest());
+            PriorityClassInfo::from_object(&stored).unwrap()
+        })
+        .collect()
+}
+
+/// A create as the handlers run it: admission (pods' priority), then the strategy.
 fn create(group: &str, resource: &str, ns: Option<&str>, obj: Value) -> Result<Value, ApiError> {
     let mut obj = obj;
+    if group.is_empty() && resource == "pods" {
+        admit_pod_create(&mut obj, &system_classes())?;
+    }
     prepare_create(info(group, resource), ns, &mut obj, NOW, UID).map(|()| obj)
 }
 
@@ -853,6 +868,212 @@ fn priority_admission() {
     assert_eq!(
         created("", "pods", Some("default"), p)["spec"]["priority"],
         2_000_001_000
+    );
+    let mut p = pod();
+    p["spec"]["priorityClassName"] = json!("gold");
+    let err = create("", "pods", Some("default"), p).unwrap_err();
+    assert_eq!(
+        (err.code, err.message.as_str()),
+        (
+            403,
+            "pods \"p\" is forbidden: no PriorityClass with name gold was found"
+        )
+    );
+    // Updates that leave priority and preemption policy out keep the admitted ones.
+    let mut p = pod();
+    p["spec"]["priorityClassName"] = json!("system-cluster-critical");
+    let old = created("", "pods", Some("default"), p);
+    let mut resent = old.clone();
+    let spec = resent["spec"].as_object_mut().unwrap();
+    spec.remove("priority");
+    spec.remove("preemptionPolicy");
+    let got = update("", "pods", None, &old, resent).unwrap();
+    assert_eq!(got["spec"]["priority"], 2_000_000_000);
+    assert_eq!(got["spec"]["preemptionPolicy"], "PreemptLowerPriority");
+    let mut changed = old.clone();
+    changed["spec"]["priority"] = json!(1);
+    let err = update("", "pods", None, &old, changed).unwrap_err();
+    assert!(
+        err.message
+            .contains("pod updates may not change fields other than"),
+        "{}",
+        err.message
+    );
+}
+
+fn priority_class(name: &str, value: i64) -> Value {
+    json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name}, "value": value})
+}
+
+#[test]
+fn priority_classes_get_kubernetes_defaults() {
+    let got = created("scheduling.k8s.io", "priorityclasses", None, {
+        let mut pc = priority_class("high", 1000);
+        pc["globalDefault"] = json!(false);
+        pc["description"] = json!("");
+        pc["metadata"]["namespace"] = json!("ignored");
+        pc
+    });
+    assert_eq!(
+        got,
+        json!({
+            "apiVersion": "scheduling.k8s.io/v1",
+            "kind": "PriorityClass",
+            "metadata": {"name": "high", "uid": UID, "creationTimestamp": NOW, "generation": 1},
+            "value": 1000,
+            "preemptionPolicy": "PreemptLowerPriority"
+        })
+    );
+    // A class without a value is one of value 0, as Go decodes it.
+    let got = created(
+        "scheduling.k8s.io",
+        "priorityclasses",
+        None,
+        json!({"metadata": {"name": "zero"}, "preemptionPolicy": "Never", "globalDefault": true}),
+    );
+    assert_eq!(
+        (
+            &got["value"],
+            &got["preemptionPolicy"],
+            &got["globalDefault"]
+        ),
+        (&json!(0), &json!("Never"), &json!(true))
+    );
+    // Updates keep the generation.
+    let mut next = got.clone();
+    next["description"] = json!("changed");
+    let next = update("scheduling.k8s.io", "priorityclasses", None, &got, next).unwrap();
+    assert_eq!(next["metadata"]["generation"], 1);
+}
+
+/// `ValidatePriorityClass` and `ValidatePriorityClassUpdate`, with kube-apiserver's messages.
+#[test]
+fn priority_class_validation() {
+    let invalid = |name: &str, rest: &str| {
+        format!("PriorityClass.scheduling.k8s.io \"{name}\" is invalid: {rest}")
+    };
+    let reserved = "metadata.name: Forbidden: priority class names with 'system-' prefix are reserved for system use only. error: ";
+    let cases: Vec<(Value, Option<String>)> = vec![
+        (priority_class("max", 1_000_000_000), None),
+        (priority_class("negative", -2_147_483_648), None),
+        (
+            priority_class("huge", 1_000_000_001),
+            Some(invalid(
+                "huge",
+                "value: Forbidden: maximum allowed value of a user defined priority is 1000000000",
+            )),
+        ),
+        (
+            priority_class("system-mine", 10),
+            Some(invalid(
+                "system-mine",
+                &format!("{reserved}system-mine is not a known system priority class"),
+            )),
+        ),
+        (
+            priority_class("system-node-critical", 10),
+            Some(invalid(
+                "system-node-critical",
+                &format!(
+                    "{reserved}value of system-node-critical PriorityClass must be 2000001000"
+                ),
+            )),
+        ),
+        (
+            {
+                let mut pc = priority_class("system-cluster-critical", 2_000_000_000);
+                pc["globalDefault"] = json!(true);
+                pc
+            },
+            Some(invalid(
+                "system-cluster-critical",
+                &format!(
+                    "{reserved}globalDefault of system-cluster-critical PriorityClass must be false"
+                ),
+            )),
+        ),
+        // The system classes themselves (created at start) are valid.
+        (
+            priority_class("system-cluster-critical", 2_000_000_000),
+            None,
+        ),
+        (
+            {
+                let mut pc = priority_class("p", 1);
+                pc["preemptionPolicy"] = json!("Sometimes");
+                pc
+            },
+            Some(invalid(
+                "p",
+                "preemptionPolicy: Unsupported value: \"Sometimes\": supported values: \"PreemptLowerPriority\", \"Never\"",
+            )),
+        ),
+        (
+            {
+                let mut pc = priority_class("p", 1);
+                pc["preemptionPolicy"] = json!("");
+                pc
+            },
+            Some(invalid("p", "preemptionPolicy: Required value")),
+        ),
+        (
+            priority_class("Upper", 1),
+            Some(invalid(
+                "Upper",
+                "metadata.name: Invalid value: \"Upper\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+            )),
+        ),
+    ];
+    for (obj, want) in cases {
+        let got = create("scheduling.k8s.io", "priorityclasses", None, obj.clone());
+        match want {
+            None => {
+                got.unwrap_or_else(|e| panic!("{obj}: {}", e.message));
+            }
+            Some(message) => {
+                let err = got.unwrap_err();
+                assert_eq!((err.code, err.message), (422, message), "{obj}");
+            }
+        }
+    }
+
+    let old = created(
+        "scheduling.k8s.io",
+        "priorityclasses",
+        None,
+        priority_class("p", 10),
+    );
+    let updated = |change: &dyn Fn(&mut Value)| {
+        let mut next = old.clone();
+        change(&mut next);
+        update("scheduling.k8s.io", "priorityclasses", None, &old, next)
+    };
+    let err = updated(&|pc| pc["value"] = json!(11)).unwrap_err();
+    assert_eq!(
+        err.message,
+        invalid("p", "value: Forbidden: may not be changed in an update.")
+    );
+    let err = updated(&|pc| pc["preemptionPolicy"] = json!("Never")).unwrap_err();
+    assert_eq!(
+        err.message,
+        invalid(
+            "p",
+            "preemptionPolicy: Invalid value: \"Never\": field is immutable"
+        )
+    );
+    // Left out, the policy defaults to what it was: no change.
+    updated(&|pc| {
+        pc.as_object_mut().unwrap().remove("preemptionPolicy");
+    })
+    .unwrap();
+    let got = updated(&|pc| {
+        pc["description"] = json!("d");
+        pc["globalDefault"] = json!(true);
+    })
+    .unwrap();
+    assert_eq!(
+        (&got["description"], &got["globalDefault"]),
+        (&json!("d"), &json!(true))
     );
 }
 

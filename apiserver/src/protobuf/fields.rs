@@ -1157,6 +1157,13 @@ pub const MESSAGES: &[Message] = &[
         Field { tag: 1, name: "metadata", ty: Msg("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"), repeated: false },
         Field { tag: 2, name: "delete_options", ty: Msg("io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions"), repeated: false },
     ] },
+    Message { name: "io.k8s.api.scheduling.v1.PriorityClass", fields: &[
+        Field { tag: 1, name: "metadata", ty: Msg("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"), repeated: false },
+        Field { tag: 2, name: "value", ty: Int, repeated: false },
+        Field { tag: 3, name: "global_default", ty: Bool, repeated: false },
+        Field { tag: 4, name: "description", ty: Str, repeated: false },
+        Field { tag: 5, name: "preemption_policy", ty: Str, repeated: false },
+    ] },
     Message { name: "io.k8s.apimachinery.pkg.api.resource.Quantity", fields: &[
         Field { tag: 1, name: "string", ty: Str, repeated: false },
     ] },

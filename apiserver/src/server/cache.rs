@@ -209,9 +209,16 @@ impl Cacher {
         )
     }
 
-    /// The cached objects under `prefix` and the revision they reflect.
+    /// The cached objects under `prefix` and the revision they reflect: a list served to a
+    /// client (counted in `apiserver_cache_list_total`).
     pub fn list(&self, prefix: &str) -> (Vec<Arc<Cached>>, Revision) {
         self.lists_served.fetch_add(1, Ordering::Relaxed);
+        self.snapshot(prefix)
+    }
+
+    /// The cached objects under `prefix` and the revision they reflect, for the server's own
+    /// reads (admission), which are not counted as lists.
+    pub fn snapshot(&self, prefix: &str) -> (Vec<Arc<Cached>>, Revision) {
         let state = self.read();
         let objects = state
             .objects

@@ -17,6 +17,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
+use super::admission::{self, Validation};
 use super::cache::Cached;
 use super::request::{ResourceRequest, Verb};
 use super::{Body, Query, Server, bytes_response, ipalloc, json_response};
@@ -31,20 +32,64 @@ use crate::tables;
 pub const SYSTEM_NAMESPACES: [&str; 4] =
     ["default", "kube-system", "kube-public", "kube-node-lease"];
 
-/// Creates the system namespaces that do not exist yet.
+/// Creates the system namespaces and the system PriorityClasses that do not exist yet (the
+/// latter as kube-apiserver's `scheduling/bootstrap-system-priority-classes` post-start hook
+/// does: an existing class is left as it is).
 pub async fn bootstrap_store(store: &dyn Storage, prefix: &str) -> Result<(), ApiError> {
     let info = registry::by_group_version_resource("", "v1", "namespaces")
         .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
     for name in SYSTEM_NAMESPACES {
-        let key = api_types::keys::object_key(prefix, info.storage_path, None, name);
-        let mut obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-        objects::prepare_create(info, None, &mut obj, &now_rfc3339(), &new_uid())?;
-        match store.create(&key, encode(info, &obj)).await {
-            Ok(_) | Err(StorageError::AlreadyExists { .. }) => {}
-            Err(e) => return Err(ApiError::from_storage(e, &info.qualified_resource(), name)),
-        }
+        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        create_if_absent(store, prefix, info, obj, None).await?;
+    }
+    let info = registry::by_group_version_resource("scheduling.k8s.io", "v1", "priorityclasses")
+        .ok_or_else(|| ApiError::internal("priorityclasses are not registered"))?;
+    for class in objects::SYSTEM_PRIORITY_CLASSES {
+        // Written as kube-apiserver's loopback client writes them.
+        create_if_absent(
+            store,
+            prefix,
+            info,
+            class.manifest(),
+            Some("kube-apiserver"),
+        )
+        .await?;
     }
     Ok(())
+}
+
+/// Prepares and creates a cluster-scoped object unless one of its name exists; `manager`
+/// records the write in managedFields.
+async fn create_if_absent(
+    store: &dyn Storage,
+    prefix: &str,
+    info: &ResourceInfo,
+    mut obj: Value,
+    manager: Option<&str>,
+) -> Result<(), ApiError> {
+    let now = now_rfc3339();
+    objects::prepare_create(info, None, &mut obj, &now, &new_uid())?;
+    if let Some(name) = manager {
+        let api_version = info.api_version();
+        let writer = managed::Manager {
+            name,
+            api_version: &api_version,
+            subresource: None,
+            now: &now,
+        };
+        let schema = strategic::Schema::of_kind(info.group, info.kind);
+        managed::record_update(None, &mut obj, schema, managed::Scope::Main, &writer);
+    }
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let key = api_types::keys::object_key(prefix, info.storage_path, None, &name);
+    match store.create(&key, encode(info, &obj)).await {
+        Ok(_) | Err(StorageError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(ApiError::from_storage(e, &info.qualified_resource(), &name)),
+    }
 }
 
 /// How many objects of each resource are stored (for `apiserver_storage_objects`).
@@ -990,7 +1035,7 @@ impl Ctx<'_> {
     /// server-side apply that creates, instead of recording `manager`'s update.
     async fn create_object(
         &self,
-        obj: Value,
+        mut obj: Value,
         manager: &str,
         applied: Option<Value>,
     ) -> Result<Response<Body>, ApiError> {
@@ -1004,6 +1049,8 @@ impl Ctx<'_> {
             .and_then(Value::as_str)
             .is_some_and(|n| !n.is_empty());
         self.check_namespace().await?;
+        admission::admit_create(self.server, self.info, &mut obj).await?;
+        let validation = Validation::read(self.server, self.info).await?;
         // A generated name may collide; Kubernetes retries the create with a new one.
         for _ in 0..8 {
             let mut attempt = obj.clone();
@@ -1022,6 +1069,7 @@ impl Ctx<'_> {
                 &now_rfc3339(),
                 &new_uid(),
             )?;
+            validation.validate(None, &attempt, true)?;
             match &applied {
                 Some(fields) => attempt["metadata"]["managedFields"] = fields.clone(),
                 None => self.record_update(manager, None, None, &mut attempt),
@@ -1174,10 +1222,12 @@ impl Ctx<'_> {
         let preconditions = body_preconditions(&new)?;
         let info = self.info;
         let manager = self.manager_name(headers)?;
+        let validation = Validation::read(self.server, info).await?;
         let obj = self
             .modify(name, preconditions, &mut |old| {
                 let mut next = new.clone();
                 objects::prepare_update(info, sub, old, &mut next)?;
+                validation.validate(sub, &next, false)?;
                 self.record_update(&manager, sub, Some(old), &mut next);
                 Ok(next)
             })
@@ -1251,6 +1301,7 @@ impl Ctx<'_> {
         let info = self.info;
         let qr = self.qr();
         let scale = sub == Some("scale");
+        let validation = Validation::read(self.server, info).await?;
         let obj = self
             .modify(name, Preconditions::none(), &mut |old| {
                 let target = if scale {
@@ -1294,6 +1345,7 @@ impl Ctx<'_> {
                 let unknown = objects::decode_typed(info, &next)?;
                 self.unknown_fields(&mut next, unknown)?;
                 objects::prepare_update(info, if scale { None } else { sub }, old, &mut next)?;
+                validation.validate(sub, &next, false)?;
                 self.record_update(&manager, sub, Some(old), &mut next);
                 Ok(next)
             })
@@ -1346,12 +1398,14 @@ impl Ctx<'_> {
         let schema = strategic::Schema::of_kind(self.info.group, self.info.kind);
         let scope = self.scope(sub);
         let info = self.info;
+        let validation = Validation::read(self.server, info).await?;
         let updated = self
             .modify(name, Preconditions::none(), &mut |old| {
                 let mut next = managed::apply(Some(old), &applied, schema, scope, &writer, force)?;
                 let unknown = objects::decode_typed(info, &next)?;
                 self.unknown_fields_or(&mut next, unknown, "Strict")?;
                 objects::prepare_update(info, sub, old, &mut next)?;
+                validation.validate(sub, &next, false)?;
                 Ok(next)
             })
             .await;
@@ -1399,6 +1453,7 @@ impl Ctx<'_> {
 
     async fn delete(&self, name: &str, body: &[u8]) -> Result<Response<Body>, ApiError> {
         let options = DeleteOptions::parse(body, &self.query)?;
+        objects::check_delete(self.info, name)?;
         let obj = self.delete_one(name, &options).await?;
         Ok(json_response(StatusCode::OK, &obj))
     }

@@ -1,10 +1,12 @@
 //! The HTTPS server: TLS, authentication, routing, and the one place responses are built.
 //!
 //! Request path: TLS (rustls, HTTP/2 and HTTP/1.1) → [`auth`] (bearer tokens; `/version` and the
-//! health endpoints are public) → authorization and admission (not built yet: this is their slot,
-//! in [`Server::handle`]) → [`request::route`] → a handler in [`handlers`] or [`watch`] →
-//! [`ApiError`]s become `Status` bodies in [`error_response`].
+//! health endpoints are public) → authorization (not built yet: this is its slot, in
+//! [`Server::handle`]) → [`request::route`] → a handler in [`handlers`] or [`watch`], whose writes
+//! go through [`admission`] once their bodies are decoded → [`ApiError`]s become `Status` bodies
+//! in [`error_response`].
 
+pub(crate) mod admission;
 pub mod auth;
 pub mod cache;
 pub mod handlers;
@@ -76,7 +78,7 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
-    #[error("cannot create the default namespaces: {0}")]
+    #[error("cannot create the default namespaces and system priority classes: {0}")]
     Bootstrap(ApiError),
 }
 
@@ -112,7 +114,8 @@ pub struct Server {
     pub stopping: tokio_watch::Receiver<bool>,
 }
 
-/// Binds, bootstraps the default namespaces and serves until shut down.
+/// Binds, bootstraps the default namespaces and the system PriorityClasses, and serves until
+/// shut down.
 pub async fn serve(config: ServerConfig) -> Result<RunningServer, ServeError> {
     let tls = config.tls.server_config()?;
     let listener = TcpListener::bind(config.bind)
@@ -251,7 +254,8 @@ impl Server {
                 drain_body(req, MAX_BODY_BYTES).await;
                 return (error_response(&ApiError::unauthorized()), "", String::new());
             }
-            // Authorization and admission go here (not built yet: every user may do everything).
+            // Authorization goes here (not built yet: every user may do everything). Admission
+            // needs the decoded object: the handlers run it (`admission`).
             let route = match request::route(&method, &path, query.flag("watch")) {
                 Ok(route) => route,
                 Err(e) => {
