@@ -8,6 +8,8 @@ use std::sync::Arc;
 use api_types::quantity::Quantity;
 use k8s_openapi::api::core::v1::{Node, Pod, ResourceRequirements};
 
+use crate::plugins::inter_pod_affinity;
+
 /// A filter's verdict about one (pod, node).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
@@ -116,6 +118,11 @@ pub struct NodeInfo {
     /// Host ports in use: (protocol, host IP, port).
     pub host_ports: Vec<(String, String, i32)>,
     pub pods: Vec<Arc<Pod>>,
+    /// The pods with pod affinity or anti-affinity (Kubernetes' `PodsWithAffinity`): all that
+    /// InterPodAffinity visits when the incoming pod has no terms of its own.
+    pub pods_with_affinity: Vec<Arc<Pod>>,
+    /// The pods with required anti-affinity (`PodsWithRequiredAntiAffinity`).
+    pub pods_with_required_anti_affinity: Vec<Arc<Pod>>,
 }
 
 impl NodeInfo {
@@ -130,6 +137,8 @@ impl NodeInfo {
             non_zero_requested: (0, 0),
             host_ports: Vec::new(),
             pods: Vec::new(),
+            pods_with_affinity: Vec::new(),
+            pods_with_required_anti_affinity: Vec::new(),
         }
     }
 
@@ -158,6 +167,13 @@ impl NodeInfo {
         self.non_zero_requested.1 += memory;
         self.host_ports
             .extend(crate::plugins::node_ports::host_ports(&pod));
+        if inter_pod_affinity::has_pod_affinity(&pod) {
+            self.pods_with_affinity.push(Arc::clone(&pod));
+        }
+        if inter_pod_affinity::has_required_pod_anti_affinity(&pod) {
+            self.pods_with_required_anti_affinity
+                .push(Arc::clone(&pod));
+        }
         self.pods.push(pod);
     }
 
@@ -167,6 +183,14 @@ impl NodeInfo {
             return false;
         };
         let pod = self.pods.swap_remove(at);
+        for list in [
+            &mut self.pods_with_affinity,
+            &mut self.pods_with_required_anti_affinity,
+        ] {
+            if let Some(i) = list.iter().position(|p| uid_of(p) == uid) {
+                list.swap_remove(i);
+            }
+        }
         let requests = pod_requests(&pod);
         let (cpu, memory) = non_zero(&requests);
         self.requested.sub(&requests);

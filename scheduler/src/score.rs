@@ -8,12 +8,16 @@
 //! - TaintToleration (weight 3): fewer untolerated `PreferNoSchedule` taints score higher
 //!   (normalized over the nodes).
 //! - NodeAffinity (weight 2): the weights of the preferred terms a node matches (normalized).
+//! - PodTopologySpread (weight 2) and InterPodAffinity (weight 2): see their modules.
 //!
 //! Requests of 0 count as Kubernetes' non-zero defaults for scoring (100 millicores, 200 MiB).
 
 use k8s_openapi::api::core::v1::Pod;
 
+use api_types::labels::Selector;
+
 use crate::framework::{NodeInfo, non_zero, pod_requests};
+use crate::plugins::{inter_pod_affinity, pod_topology_spread};
 use crate::plugins::taint_toleration::tolerates;
 
 pub const MAX_SCORE: i64 = 100;
@@ -132,17 +136,30 @@ pub fn normalize(scores: &mut [i64], reverse: bool) {
     }
 }
 
-/// The weighted total of every scoring plugin for each node, in `nodes`' order.
-pub fn score_nodes(pod: &Pod, nodes: &[NodeInfo]) -> Vec<i64> {
-    let mut taints: Vec<i64> = nodes.iter().map(|n| intolerable_taints(pod, n)).collect();
+/// The weighted total of every scoring plugin for each of the `feasible` nodes, in their order
+/// (`all` is every node: spreading and inter-pod affinity count pods cluster-wide).
+pub fn score_nodes(
+    pod: &Pod,
+    all: &[NodeInfo],
+    feasible: &[&NodeInfo],
+    default_selector: Option<&Selector>,
+) -> Vec<i64> {
+    let mut taints: Vec<i64> = feasible.iter().map(|n| intolerable_taints(pod, n)).collect();
     normalize(&mut taints, true);
-    let mut affinity: Vec<i64> = nodes.iter().map(|n| preferred_affinity(pod, n)).collect();
+    let mut affinity: Vec<i64> = feasible.iter().map(|n| preferred_affinity(pod, n)).collect();
     normalize(&mut affinity, false);
-    nodes
+    let spread = pod_topology_spread::score(pod, all, feasible, default_selector);
+    let pod_affinity = inter_pod_affinity::score(pod, all, feasible);
+    feasible
         .iter()
         .enumerate()
         .map(|(i, n)| {
-            least_allocated(pod, n) + balanced_allocation(pod, n) + 3 * taints[i] + 2 * affinity[i]
+            least_allocated(pod, n)
+                + balanced_allocation(pod, n)
+                + 3 * taints[i]
+                + 2 * affinity[i]
+                + 2 * spread[i]
+                + 2 * pod_affinity[i]
         })
         .collect()
 }
@@ -205,7 +222,9 @@ mod tests {
             NodeInfo::new(&idle, &[]),
             NodeInfo::new(&tainted, &[]),
         ];
-        let scores = score_nodes(&p, &infos);
+        let all = infos.to_vec();
+        let feasible: Vec<&NodeInfo> = infos.iter().collect();
+        let scores = score_nodes(&p, &all, &feasible, None);
         assert!(scores[1] > scores[0], "{scores:?}");
         assert!(scores[1] > scores[2], "{scores:?}");
         // A preferred term for zone=tainted adds its weight, normalized (100) × 2.
@@ -216,7 +235,7 @@ mod tests {
                     "matchExpressions": [{"key": "zone", "operator": "In", "values": ["tainted"]}]}}]}}))
             .unwrap(),
         );
-        let preferred = score_nodes(&prefer, &infos);
+        let preferred = score_nodes(&prefer, &all, &feasible, None);
         assert_eq!(preferred[2] - scores[2], 200, "{preferred:?}");
         assert_eq!(preferred[1], scores[1]);
     }

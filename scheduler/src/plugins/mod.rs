@@ -1,12 +1,14 @@
 //! Filter plugins, one module each with its `NAME` and a pure `filter(pod, node) -> Status`, as
-//! kube-scheduler's. [`filter`] runs them all, in kube-scheduler's order, and gathers every
-//! reason a node does not fit.
+//! kube-scheduler's. [`filter_node`] runs them in kube-scheduler's order and, as it does, stops at
+//! the first plugin that rejects the node.
 
+pub mod inter_pod_affinity;
 pub mod node_affinity;
 pub mod node_name;
 pub mod node_ports;
 pub mod node_resources_fit;
 pub mod node_unschedulable;
+pub mod pod_topology_spread;
 pub mod taint_toleration;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -15,7 +17,8 @@ use crate::framework::{NodeInfo, Status};
 
 type Filter = fn(&Pod, &NodeInfo) -> Status;
 
-/// The filters, by name, in kube-scheduler's default order.
+/// The per-node filters, by name, in kube-scheduler's default order; PodTopologySpread and
+/// InterPodAffinity follow them, with the state [`PreFilter`] computed once per pod.
 pub const FILTERS: &[(&str, Filter)] = &[
     (node_unschedulable::NAME, node_unschedulable::filter),
     (node_name::NAME, node_name::filter),
@@ -25,15 +28,84 @@ pub const FILTERS: &[(&str, Filter)] = &[
     (node_resources_fit::NAME, node_resources_fit::filter),
 ];
 
-/// Every reason `pod` does not fit `node` (empty: it fits).
+/// What the cluster-wide filters compute once per pod over every node.
+pub struct PreFilter {
+    spread: pod_topology_spread::PreFilterState,
+    affinity: inter_pod_affinity::PreFilterState,
+}
+
+impl PreFilter {
+    pub fn compute(pod: &Pod, nodes: &[NodeInfo]) -> PreFilter {
+        PreFilter {
+            spread: pod_topology_spread::pre_filter(pod, nodes),
+            affinity: inter_pod_affinity::pre_filter(pod, nodes),
+        }
+    }
+}
+
+/// Why a node was rejected: the first plugin that said no (kube-scheduler stops at it) and its
+/// reasons; `resolvable` is false when evicting pods could not help (kube's
+/// `UnschedulableAndUnresolvable`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub plugin: &'static str,
+    pub reasons: Vec<String>,
+    pub resolvable: bool,
+}
+
+fn rejection(plugin: &'static str, status: Status) -> Result<(), Rejection> {
+    match status {
+        Status::Fits => Ok(()),
+        Status::Unschedulable(reasons) => {
+            let resolvable = match plugin {
+                node_unschedulable::NAME
+                | node_name::NAME
+                | taint_toleration::NAME
+                | node_affinity::NAME => false,
+                pod_topology_spread::NAME => !reasons
+                    .iter()
+                    .any(|r| r == pod_topology_spread::REASON_NODE_LABEL_NOT_MATCH),
+                inter_pod_affinity::NAME => !reasons
+                    .iter()
+                    .any(|r| r == inter_pod_affinity::REASON_AFFINITY_RULES_NOT_MATCH),
+                _ => true,
+            };
+            Err(Rejection {
+                plugin,
+                reasons,
+                resolvable,
+            })
+        }
+    }
+}
+
+/// Runs the filters on one node, stopping at the first that rejects it.
+pub fn filter_node(pod: &Pod, node: &NodeInfo, pre: &PreFilter) -> Result<(), Rejection> {
+    for (name, filter) in FILTERS {
+        rejection(name, filter(pod, node))?;
+    }
+    if !pre.spread.is_empty() {
+        rejection(
+            pod_topology_spread::NAME,
+            pod_topology_spread::filter(pod, node, &pre.spread),
+        )?;
+    }
+    if !pre.affinity.is_empty() {
+        rejection(
+            inter_pod_affinity::NAME,
+            inter_pod_affinity::filter(pod, node, &pre.affinity),
+        )?;
+    }
+    Ok(())
+}
+
+/// Why `pod` does not fit `node` considered alone (empty: it fits).
 pub fn filter(pod: &Pod, node: &NodeInfo) -> Vec<String> {
-    FILTERS
-        .iter()
-        .flat_map(|(_, f)| match f(pod, node) {
-            Status::Fits => Vec::new(),
-            Status::Unschedulable(reasons) => reasons,
-        })
-        .collect()
+    let pre = PreFilter::compute(pod, std::slice::from_ref(node));
+    filter_node(pod, node, &pre)
+        .err()
+        .map(|r| r.reasons)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -199,7 +271,7 @@ mod tests {
         let all: Vec<Vec<String>> = nodes.iter().map(|n| reasons(&p, n, &[])).collect();
         assert_eq!(
             failure_message(nodes.len(), &all),
-            "0/3 nodes are available: 1 node(s) were unschedulable, 3 Insufficient cpu."
+            "0/3 nodes are available: 1 node(s) were unschedulable, 2 Insufficient cpu."
         );
     }
 }
