@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use controller_manager::{CONTROLLERS, Options};
@@ -29,17 +28,6 @@ Logs go to stderr; RUST_LOG sets the level (default info).";
 struct Flags {
     kubeconfig: Option<PathBuf>,
     options: Options,
-}
-
-fn seconds(value: &str) -> anyhow::Result<Duration> {
-    let number = value
-        .strip_suffix('s')
-        .with_context(|| format!("{value:?}: durations are in seconds, like 15s"))?;
-    Ok(Duration::from_secs_f64(
-        number
-            .parse()
-            .with_context(|| format!("{value:?} is not a duration"))?,
-    ))
 }
 
 fn parse(args: &[String]) -> anyhow::Result<Option<Flags>> {
@@ -72,9 +60,9 @@ fn parse(args: &[String]) -> anyhow::Result<Option<Flags>> {
         let timings = &mut flags.options.timings;
         match name {
             "--kubeconfig" => flags.kubeconfig = Some(PathBuf::from(value()?)),
-            "--leader-elect-lease-duration" => timings.lease_duration = seconds(&value()?)?,
-            "--leader-elect-renew-deadline" => timings.renew_deadline = seconds(&value()?)?,
-            "--leader-elect-retry-period" => timings.retry_period = seconds(&value()?)?,
+            "--leader-elect-lease-duration" => timings.lease_duration = crate::seconds(&value()?)?,
+            "--leader-elect-renew-deadline" => timings.renew_deadline = crate::seconds(&value()?)?,
+            "--leader-elect-retry-period" => timings.retry_period = crate::seconds(&value()?)?,
             "--controllers" => {
                 let list = value()?;
                 flags.options.controllers = list
@@ -116,19 +104,7 @@ pub fn main(args: &[String]) -> ExitCode {
 }
 
 async fn run(flags: Flags) -> anyhow::Result<()> {
-    let config = match &flags.kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-                .await
-                .with_context(|| format!("cannot use {}", path.display()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("no --kubeconfig, and no usable KUBECONFIG or ~/.kube/config")?,
-    };
-    let client = kube::Client::try_from(config).context("cannot build a client")?;
+    let client = crate::client(flags.kubeconfig.as_deref()).await?;
     controller_manager::run(client, flags.options).await?;
     Ok(())
 }

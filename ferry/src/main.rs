@@ -1,12 +1,17 @@
-//! `ferry`: the one binary. Built so far: `ferry apiserver` and `ferry controller-manager` (the
-//! Deployment, ReplicaSet, namespace and endpoints controllers and the garbage collector). The other subcommands (`up`, `scheduler`, `kubelet`) are not built yet
-//! and are not offered.
+//! `ferry`: the one binary. Built so far: `ferry apiserver`, `ferry controller-manager` (the
+//! Deployment, ReplicaSet, namespace and endpoints controllers and the garbage collector) and
+//! `ferry scheduler`. The other subcommands (`up`, `kubelet`) are not built yet and are not
+//! offered.
 
 mod apiserver_cmd;
 mod controller_manager_cmd;
+mod scheduler_cmd;
 
 use std::future::Future;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
 
 const USAGE: &str = "\
 ferry — a Kubernetes-compatible control plane
@@ -14,9 +19,10 @@ ferry — a Kubernetes-compatible control plane
 Usage:
   ferry apiserver [flags]            serve the Kubernetes API (see `ferry apiserver --help`)
   ferry controller-manager [flags]   run the controllers (see `ferry controller-manager --help`)
+  ferry scheduler [flags]            place pods on nodes (see `ferry scheduler --help`)
   ferry --version
 
-Not built yet: ferry up, scheduler, kubelet (see ARCHITECTURE.md).";
+Not built yet: ferry up, kubelet (see ARCHITECTURE.md).";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,6 +37,7 @@ fn main() -> ExitCode {
         }
         Some("apiserver") => apiserver_cmd::main(&args[1..]),
         Some("controller-manager") => controller_manager_cmd::main(&args[1..]),
+        Some("scheduler") => scheduler_cmd::main(&args[1..]),
         Some(other) => {
             eprintln!("ferry: unknown command {other:?}\n\n{USAGE}");
             ExitCode::from(2)
@@ -81,4 +88,34 @@ where
             ExitCode::FAILURE
         }
     }
+}
+
+/// A duration flag in seconds (`15s`, `0.5s`), as the Kubernetes components write them.
+pub(crate) fn seconds(value: &str) -> anyhow::Result<Duration> {
+    let number = value
+        .strip_suffix('s')
+        .with_context(|| format!("{value:?}: durations are in seconds, like 15s"))?;
+    Ok(Duration::from_secs_f64(
+        number
+            .parse()
+            .with_context(|| format!("{value:?} is not a duration"))?,
+    ))
+}
+
+/// A client for the apiserver named by `kubeconfig`, or by `KUBECONFIG`/`~/.kube/config`.
+pub(crate) async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
+    use anyhow::Context as _;
+    let config = match kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                .await
+                .with_context(|| format!("cannot use {}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no --kubeconfig, and no usable KUBECONFIG or ~/.kube/config")?,
+    };
+    kube::Client::try_from(config).context("cannot build a client")
 }

@@ -3,6 +3,7 @@
 //! the event recorder ([`events`]) and leader election on a Lease ([`leader`]).
 
 pub mod events;
+pub mod http;
 pub mod informer;
 pub mod leader;
 pub mod queue;

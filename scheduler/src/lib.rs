@@ -1,8 +1,16 @@
-//! Ferry's scheduler. Built so far: the filter plugins and the way their verdicts are reported
-//! ([`framework`], [`plugins`]) and scoring ([`score`]), pure and table-tested. Not built yet
-//! (see ARCHITECTURE.md): the scheduling queue, the node cache, binding and the `ferry scheduler`
-//! process.
+//! Ferry's scheduler, kube-scheduler's design in one process: informers feed a node cache
+//! ([`cache`], with *assumed* pods) and the scheduling queue ([`queue`]); one thread runs
+//! scheduling cycles ([`cycle`]) through the filter plugins ([`plugins`], [`framework`]) and
+//! scoring ([`score`]), tries preemption when nothing fits, and binds asynchronously
+//! ([`run`]); [`metrics`] keeps kube-scheduler's metrics.
 
+pub mod cache;
+pub mod cycle;
 pub mod framework;
+pub mod metrics;
 pub mod plugins;
+pub mod queue;
+pub mod run;
 pub mod score;
+
+pub use run::{Options, Scheduler, run, start};
