@@ -68,11 +68,8 @@ fn parse(args: &[String]) -> anyhow::Result<Option<Flags>> {
             "--leader-elect-retry-period" => timings.retry_period = crate::seconds(&value()?)?,
             "--percentage-of-nodes-to-score" => {
                 let value = value()?;
-                let percentage: u32 = value
-                    .parse()
-                    .ok()
-                    .filter(|p| *p <= 100)
-                    .with_context(|| {
+                let percentage: u32 =
+                    value.parse().ok().filter(|p| *p <= 100).with_context(|| {
                         format!("--percentage-of-nodes-to-score must be 0 to 100, not {value:?}")
                     })?;
                 flags.options.settings.percentage_of_nodes_to_score = percentage;
@@ -83,7 +80,9 @@ fn parse(args: &[String]) -> anyhow::Result<Option<Flags>> {
                     None
                 } else {
                     Some(value.parse().with_context(|| {
-                        format!("--bind-address must be ADDR:PORT, like 127.0.0.1:10259, not {value:?}")
+                        format!(
+                            "--bind-address must be ADDR:PORT, like 127.0.0.1:10259, not {value:?}"
+                        )
                     })?)
                 };
             }

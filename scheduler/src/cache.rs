@@ -271,7 +271,10 @@ mod tests {
         // Forgetting a confirmed pod does nothing.
         cache.forget("p0");
         assert_eq!(cache.node("a").unwrap().requested.milli_cpu, 3000);
-        assert_eq!(schedule(&mut cache, &pod("p10", "1", None)).as_deref(), Some("a"));
+        assert_eq!(
+            schedule(&mut cache, &pod("p10", "1", None)).as_deref(),
+            Some("a")
+        );
     }
 
     #[test]

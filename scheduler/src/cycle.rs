@@ -165,11 +165,9 @@ pub fn schedule(
 fn select_host(scores: &[i64], uid: &str) -> usize {
     let best = scores.iter().copied().max().unwrap_or(0);
     let tied: Vec<usize> = (0..scores.len()).filter(|&i| scores[i] == best).collect();
-    let hash = uid
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
+    let hash = uid.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     tied[(hash % tied.len() as u64) as usize]
 }
 
@@ -197,11 +195,7 @@ const NO_VICTIMS: &str = "No preemption victims found for incoming pod.";
 /// Differences from kube-scheduler, deliberate: PodDisruptionBudgets are not consulted (Ferry
 /// serves none), and the pod's pre-filter state (topology spread, inter-pod affinity) is
 /// recomputed on the node without the victims rather than updated incrementally.
-pub fn preempt(
-    pod: &Pod,
-    nodes: &[NodeInfo],
-    error: &FitError,
-) -> Result<Preemption, String> {
+pub fn preempt(pod: &Pod, nodes: &[NodeInfo], error: &FitError) -> Result<Preemption, String> {
     let policy = pod
         .spec
         .as_ref()
@@ -223,7 +217,11 @@ pub fn preempt(
         };
         match victims_on(pod, mine, node, nodes) {
             Some(victims) => {
-                let highest = victims.iter().map(|v| priority(v)).max().unwrap_or(i32::MIN);
+                let highest = victims
+                    .iter()
+                    .map(|v| priority(v))
+                    .max()
+                    .unwrap_or(i32::MIN);
                 let sum: i64 = victims.iter().map(|v| i64::from(priority(v))).sum();
                 let rank = (highest, sum, victims.len());
                 if best.as_ref().is_none_or(|(r, _)| rank < *r) {
@@ -249,12 +247,7 @@ pub fn preempt(
 }
 
 /// The fewest pods below `mine` to evict from `node` so `pod` fits, or None.
-fn victims_on(
-    pod: &Pod,
-    mine: i32,
-    node: &NodeInfo,
-    nodes: &[NodeInfo],
-) -> Option<Vec<Arc<Pod>>> {
+fn victims_on(pod: &Pod, mine: i32, node: &NodeInfo, nodes: &[NodeInfo]) -> Option<Vec<Arc<Pod>>> {
     let mut lower: Vec<Arc<Pod>> = node
         .pods
         .iter()
@@ -347,12 +340,24 @@ mod tests {
             .map(|i| NodeInfo::new(&node(&format!("n{i:04}"), "4", json!({})), &[]))
             .collect();
         let mut start = 0;
-        let first = schedule(&pod("p", "1", 0), &nodes, &mut start, Settings::default(), None)
-            .unwrap();
+        let first = schedule(
+            &pod("p", "1", 0),
+            &nodes,
+            &mut start,
+            Settings::default(),
+            None,
+        )
+        .unwrap();
         assert_eq!((first.evaluated, first.feasible), (420, 420));
         assert_eq!(start, 420);
-        let second = schedule(&pod("q", "1", 0), &nodes, &mut start, Settings::default(), None)
-            .unwrap();
+        let second = schedule(
+            &pod("q", "1", 0),
+            &nodes,
+            &mut start,
+            Settings::default(),
+            None,
+        )
+        .unwrap();
         assert_eq!(start, 840);
         let n: usize = second.node[1..].parse().unwrap();
         assert!((420..840).contains(&n), "{}", second.node);
@@ -372,8 +377,14 @@ mod tests {
             NodeInfo::new(&tainted, &[]),
         ];
         let mut start = 0;
-        let error = schedule(&pod("p", "2", 0), &nodes, &mut start, Settings::default(), None)
-            .unwrap_err();
+        let error = schedule(
+            &pod("p", "2", 0),
+            &nodes,
+            &mut start,
+            Settings::default(),
+            None,
+        )
+        .unwrap_err();
         assert_eq!(
             error.message(),
             "0/3 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }, 2 Insufficient cpu."

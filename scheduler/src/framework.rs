@@ -171,8 +171,7 @@ impl NodeInfo {
             self.pods_with_affinity.push(Arc::clone(&pod));
         }
         if inter_pod_affinity::has_required_pod_anti_affinity(&pod) {
-            self.pods_with_required_anti_affinity
-                .push(Arc::clone(&pod));
+            self.pods_with_required_anti_affinity.push(Arc::clone(&pod));
         }
         self.pods.push(pod);
     }

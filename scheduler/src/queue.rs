@@ -67,9 +67,7 @@ pub fn helps(plugin: &str, event: ClusterEvent) -> bool {
         taint_toleration::NAME => node_changed(|_, _, t, _| t),
         node_affinity::NAME => node_changed(|_, l, _, _| l),
         node_ports::NAME => event == AssignedPodDeleted,
-        node_resources_fit::NAME => {
-            event == AssignedPodDeleted || node_changed(|a, _, _, _| a)
-        }
+        node_resources_fit::NAME => event == AssignedPodDeleted || node_changed(|a, _, _, _| a),
         pod_topology_spread::NAME | inter_pod_affinity::NAME => {
             matches!(
                 event,
@@ -423,7 +421,10 @@ mod tests {
         q.add_or_update(pod("low-2", 0), t);
         q.add_or_update(pod("negative", -5), t);
         q.add_or_update(pod("mid", 10), t);
-        assert_eq!(names(&mut q, t), ["high", "mid", "low-1", "low-2", "negative"]);
+        assert_eq!(
+            names(&mut q, t),
+            ["high", "mid", "low-1", "low-2", "negative"]
+        );
         assert_eq!(q.pop(t).map(|p| p.attempts), None);
     }
 
@@ -443,7 +444,10 @@ mod tests {
         let first = q.pop(t).unwrap();
         assert_eq!(first.attempts, 1);
         q.retry(Arc::clone(&p), t);
-        assert!(q.pop(t + Duration::from_millis(999)).is_none(), "still backing off");
+        assert!(
+            q.pop(t + Duration::from_millis(999)).is_none(),
+            "still backing off"
+        );
         assert_eq!(q.next_ready(), Some(t + Duration::from_secs(1)));
         let t2 = t + Duration::from_secs(1);
         let second = q.pop(t2).unwrap();

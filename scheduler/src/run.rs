@@ -171,8 +171,7 @@ impl Scheduler {
             }
             Change::Resync => {
                 let current = pods.state();
-                let uids: HashSet<String> =
-                    current.iter().map(|p| uid_of(p).to_owned()).collect();
+                let uids: HashSet<String> = current.iter().map(|p| uid_of(p).to_owned()).collect();
                 state.cache.retain_pods(&uids);
                 for pod in current {
                     let uid = uid_of(&pod).to_owned();
@@ -292,16 +291,17 @@ impl Scheduler {
                 Ok(placement) => {
                     state.cache.assume(&pod, &placement.node);
                     state.queue.done(&uid);
-                    self.metrics.attempt(Outcome::Scheduled, now.elapsed());
+                    self.metrics.algorithm(now.elapsed());
                     let this = Arc::clone(self);
                     self.runtime
-                        .spawn(async move { this.bind(queued, placement.node).await });
+                        .spawn(async move { this.bind(queued, placement.node, now).await });
                 }
                 Err(mut error) => {
                     let preemption = self.try_preempt(&pod, state.cache.nodes(), &mut error);
                     state
                         .queue
                         .unschedulable(&uid, error.rejected_by(), Instant::now());
+                    self.metrics.algorithm(now.elapsed());
                     self.metrics.attempt(Outcome::Unschedulable, now.elapsed());
                     let this = Arc::clone(self);
                     let message = error.message();
@@ -328,12 +328,14 @@ impl Scheduler {
             .as_ref()
             .and_then(|s| s.nominated_node_name.as_deref());
         if let Some(node) = nominated.and_then(|n| nodes.iter().find(|i| i.name() == n))
-            && node.pods.iter().any(|p| {
-                p.metadata.deletion_timestamp.is_some() && cycle::priority(p) < mine
-            })
+            && node
+                .pods
+                .iter()
+                .any(|p| p.metadata.deletion_timestamp.is_some() && cycle::priority(p) < mine)
         {
-            error.post_filter =
-                Some("preemption: not eligible due to a terminating pod on the nominated node.".into());
+            error.post_filter = Some(
+                "preemption: not eligible due to a terminating pod on the nominated node.".into(),
+            );
             return None;
         }
         match cycle::preempt(pod, nodes, error) {
@@ -348,7 +350,13 @@ impl Scheduler {
         }
     }
 
-    async fn bind(self: Arc<Self>, queued: crate::queue::QueuedPod, node: String) {
+    /// Binds `queued` to `node`; `started` is when its scheduling cycle began.
+    async fn bind(
+        self: Arc<Self>,
+        queued: crate::queue::QueuedPod,
+        node: String,
+        started: Instant,
+    ) {
         let pod = &queued.pod;
         let namespace = pod.namespace().unwrap_or_default();
         let name = pod.name_any();
@@ -371,6 +379,7 @@ impl Scheduler {
         };
         match result {
             Ok(_) => {
+                self.metrics.attempt(Outcome::Scheduled, started.elapsed());
                 self.metrics
                     .bound(queued.attempts, queued.initial.elapsed());
                 self.recorder.normal(
@@ -388,7 +397,7 @@ impl Scheduler {
                     state.queue.retry(Arc::clone(pod), Instant::now());
                 }
                 drop(state);
-                self.metrics.attempt(Outcome::Error, Duration::ZERO);
+                self.metrics.attempt(Outcome::Error, started.elapsed());
                 self.wake.notify_one();
                 self.recorder.warning(
                     pod.as_ref(),

@@ -17,8 +17,8 @@ use k8s_openapi::api::core::v1::Pod;
 use api_types::labels::Selector;
 
 use crate::framework::{NodeInfo, non_zero, pod_requests};
-use crate::plugins::{inter_pod_affinity, pod_topology_spread};
 use crate::plugins::taint_toleration::tolerates;
+use crate::plugins::{inter_pod_affinity, pod_topology_spread};
 
 pub const MAX_SCORE: i64 = 100;
 
@@ -144,9 +144,15 @@ pub fn score_nodes(
     feasible: &[&NodeInfo],
     default_selector: Option<&Selector>,
 ) -> Vec<i64> {
-    let mut taints: Vec<i64> = feasible.iter().map(|n| intolerable_taints(pod, n)).collect();
+    let mut taints: Vec<i64> = feasible
+        .iter()
+        .map(|n| intolerable_taints(pod, n))
+        .collect();
     normalize(&mut taints, true);
-    let mut affinity: Vec<i64> = feasible.iter().map(|n| preferred_affinity(pod, n)).collect();
+    let mut affinity: Vec<i64> = feasible
+        .iter()
+        .map(|n| preferred_affinity(pod, n))
+        .collect();
     normalize(&mut affinity, false);
     let spread = pod_topology_spread::score(pod, all, feasible, default_selector);
     let pod_affinity = inter_pod_affinity::score(pod, all, feasible);
