@@ -10,10 +10,12 @@ pub mod node_resources_fit;
 pub mod node_unschedulable;
 pub mod pod_topology_spread;
 pub mod taint_toleration;
+#[cfg(test)]
+mod testing;
 
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::framework::{NodeInfo, Status};
+use crate::framework::{NodeInfo, Resources, Status, pod_requests};
 
 type Filter = fn(&Pod, &NodeInfo) -> Status;
 
@@ -30,6 +32,8 @@ pub const FILTERS: &[(&str, Filter)] = &[
 
 /// What the cluster-wide filters compute once per pod over every node.
 pub struct PreFilter {
+    /// The pod's requests (NodeResourcesFit's PreFilter).
+    requests: Resources,
     spread: pod_topology_spread::PreFilterState,
     affinity: inter_pod_affinity::PreFilterState,
 }
@@ -37,6 +41,7 @@ pub struct PreFilter {
 impl PreFilter {
     pub fn compute(pod: &Pod, nodes: &[NodeInfo]) -> PreFilter {
         PreFilter {
+            requests: pod_requests(pod),
             spread: pod_topology_spread::pre_filter(pod, nodes),
             affinity: inter_pod_affinity::pre_filter(pod, nodes),
         }
@@ -82,7 +87,12 @@ fn rejection(plugin: &'static str, status: Status) -> Result<(), Rejection> {
 /// Runs the filters on one node, stopping at the first that rejects it.
 pub fn filter_node(pod: &Pod, node: &NodeInfo, pre: &PreFilter) -> Result<(), Rejection> {
     for (name, filter) in FILTERS {
-        rejection(name, filter(pod, node))?;
+        let status = if *name == node_resources_fit::NAME {
+            node_resources_fit::fit(&pre.requests, node)
+        } else {
+            filter(pod, node)
+        };
+        rejection(name, status)?;
     }
     if !pre.spread.is_empty() {
         rejection(
@@ -112,12 +122,13 @@ pub fn filter(pod: &Pod, node: &NodeInfo) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::framework::failure_message;
+    use crate::plugins::testing::merge;
     use k8s_openapi::api::core::v1::Node;
     use serde_json::{Value, json};
 
     fn node(name: &str, extra: Value) -> Node {
         let mut n = json!({
-            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "zone": "a", "gen": "3"}},
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "zone": "a"}},
             "spec": {},
             "status": {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "3"}}
         });
@@ -132,43 +143,27 @@ mod tests {
         serde_json::from_value(p).unwrap()
     }
 
-    fn merge(base: &mut Value, extra: Value) {
-        match (base, extra) {
-            (Value::Object(b), Value::Object(e)) => {
-                for (k, v) in e {
-                    merge(b.entry(k).or_insert(Value::Null), v);
-                }
-            }
-            (b, e) => *b = e,
-        }
-    }
-
     fn reasons(pod: &Pod, node: &Node, others: &[&Pod]) -> Vec<String> {
         filter(pod, &NodeInfo::new(node, others))
     }
 
+    /// Each plugin's own tests cover its cases; this checks that the chain reaches each one and
+    /// reports its reasons as users read them.
     #[test]
     fn each_filter_says_why_in_kubernetes_words() {
         let plain = node("n1", json!({}));
         let p = pod(json!({}));
         assert!(reasons(&p, &plain, &[]).is_empty(), "fits an empty node");
 
-        // NodeUnschedulable, unless tolerated.
         let cordoned = node("n1", json!({"spec": {"unschedulable": true}}));
         assert_eq!(reasons(&p, &cordoned, &[]), ["node(s) were unschedulable"]);
-        let tolerant = pod(
-            json!({"spec": {"tolerations": [{"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"}]}}),
-        );
-        assert!(reasons(&tolerant, &cordoned, &[]).is_empty());
 
-        // NodeName.
         let named = pod(json!({"spec": {"nodeName": "n2"}}));
         assert_eq!(
             reasons(&named, &plain, &[]),
             ["node(s) didn't match the requested node name"]
         );
 
-        // TaintToleration: NoSchedule and NoExecute keep out, PreferNoSchedule does not.
         let tainted = node(
             "n1",
             json!({"spec": {"taints": [{"key": "gpu", "value": "yes", "effect": "NoSchedule"}]}}),
@@ -177,60 +172,13 @@ mod tests {
             reasons(&p, &tainted, &[]),
             ["node(s) had untolerated taint {gpu: yes}"]
         );
-        let equal = pod(
-            json!({"spec": {"tolerations": [{"key": "gpu", "operator": "Equal", "value": "yes"}]}}),
-        );
-        assert!(reasons(&equal, &tainted, &[]).is_empty());
-        let wrong = pod(json!({"spec": {"tolerations": [{"key": "gpu", "value": "no"}]}}));
-        assert_eq!(reasons(&wrong, &tainted, &[]).len(), 1);
-        let everything = pod(json!({"spec": {"tolerations": [{"operator": "Exists"}]}}));
-        assert!(reasons(&everything, &tainted, &[]).is_empty());
-        let soft = node(
-            "n1",
-            json!({"spec": {"taints": [{"key": "x", "effect": "PreferNoSchedule"}]}}),
-        );
-        assert!(reasons(&p, &soft, &[]).is_empty());
 
-        // NodeAffinity: nodeSelector and required terms with every operator.
         let selector = pod(json!({"spec": {"nodeSelector": {"zone": "b"}}}));
         assert_eq!(
             reasons(&selector, &plain, &[]),
             ["node(s) didn't match Pod's node affinity/selector"]
         );
-        let term = |expr: Value| {
-            pod(
-                json!({"spec": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [{"matchExpressions": [expr]}]}}}}}),
-            )
-        };
-        for (expr, fits) in [
-            (
-                json!({"key": "zone", "operator": "In", "values": ["a", "b"]}),
-                true,
-            ),
-            (
-                json!({"key": "zone", "operator": "NotIn", "values": ["a"]}),
-                false,
-            ),
-            (json!({"key": "zone", "operator": "Exists"}), true),
-            (json!({"key": "rack", "operator": "DoesNotExist"}), true),
-            (
-                json!({"key": "gen", "operator": "Gt", "values": ["2"]}),
-                true,
-            ),
-            (
-                json!({"key": "gen", "operator": "Lt", "values": ["3"]}),
-                false,
-            ),
-        ] {
-            assert_eq!(
-                reasons(&term(expr.clone()), &plain, &[]).is_empty(),
-                fits,
-                "{expr}"
-            );
-        }
 
-        // NodePorts.
         let port = pod(
             json!({"spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80, "hostPort": 8080}]}]}}),
         );
@@ -239,7 +187,6 @@ mod tests {
             ["node(s) didn't have free ports for the requested pod ports"]
         );
 
-        // NodeResourcesFit: cpu, memory and the pod count, counting the pods already there.
         let big = pod(
             json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "1600m", "memory": "3584Mi"}}}]}}),
         );
@@ -247,15 +194,29 @@ mod tests {
             reasons(&big, &plain, &[&p]),
             ["Insufficient cpu", "Insufficient memory"]
         );
-        let tiny = pod(json!({"spec": {"containers": [{"name": "c"}]}}));
-        assert_eq!(
-            reasons(&tiny, &plain, &[&tiny, &tiny, &tiny]),
-            ["Too many pods"]
+    }
+
+    #[test]
+    fn the_first_plugin_that_rejects_is_the_one_reported() {
+        // Cordoned, tainted, of the wrong zone and too small: NodeUnschedulable comes first.
+        let everything_wrong = node(
+            "n1",
+            json!({"spec": {"unschedulable": true,
+                "taints": [{"key": "gpu", "effect": "NoSchedule"}]},
+                "status": {"allocatable": {"cpu": "100m"}}}),
         );
-        let gpu = pod(
-            json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"nvidia.com/gpu": "1"}}}]}}),
-        );
-        assert_eq!(reasons(&gpu, &plain, &[]), ["Insufficient nvidia.com/gpu"]);
+        let p = pod(json!({"spec": {"nodeSelector": {"zone": "b"}}}));
+        let pre = PreFilter::compute(&p, &[]);
+        let rejected = filter_node(&p, &NodeInfo::new(&everything_wrong, &[]), &pre).unwrap_err();
+        assert_eq!(rejected.plugin, node_unschedulable::NAME);
+        assert!(!rejected.resolvable);
+        // Resources are the last per-node filter, and preemption may help there.
+        let small = node("n1", json!({"status": {"allocatable": {"cpu": "100m"}}}));
+        let p = pod(json!({}));
+        let pre = PreFilter::compute(&p, &[]);
+        let rejected = filter_node(&p, &NodeInfo::new(&small, &[]), &pre).unwrap_err();
+        assert_eq!(rejected.plugin, node_resources_fit::NAME);
+        assert!(rejected.resolvable);
     }
 
     #[test]

@@ -15,3 +15,53 @@ pub fn filter(pod: &Pod, node: &NodeInfo) -> Status {
         _ => Status::Fits,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::testing::{Case, check, node, pod, unschedulable};
+    use serde_json::json;
+
+    fn named(name: &str) -> NodeInfo {
+        NodeInfo::new(&node(name, json!({})), &[])
+    }
+
+    #[test]
+    fn filter_as_kubernetes_does() {
+        let cases: Vec<Case> = vec![
+            // Kubernetes' TestNodeName.
+            (
+                "no host specified",
+                pod(json!({})),
+                named("foo"),
+                Status::Fits,
+            ),
+            (
+                "host matches",
+                pod(json!({"spec": {"nodeName": "foo"}})),
+                named("foo"),
+                Status::Fits,
+            ),
+            (
+                "host doesn't match",
+                pod(json!({"spec": {"nodeName": "bar"}})),
+                named("foo"),
+                unschedulable(&[REASON]),
+            ),
+            // An empty nodeName names no node.
+            (
+                "empty nodeName",
+                pod(json!({"spec": {"nodeName": ""}})),
+                named("foo"),
+                Status::Fits,
+            ),
+            (
+                "names are compared exactly",
+                pod(json!({"spec": {"nodeName": "Foo"}})),
+                named("foo"),
+                unschedulable(&[REASON]),
+            ),
+        ];
+        check(filter, cases);
+    }
+}
