@@ -87,8 +87,10 @@ fn requests(resources: Option<&ResourceRequirements>) -> Resources {
     Resources::from_list(resources.and_then(|r| r.requests.as_ref()))
 }
 
-/// What a pod asks for (Kubernetes' `computePodResourceRequest`): the sum of its containers'
-/// requests, or the largest init container's when larger, plus its overhead; and one pod.
+/// What a pod asks for (Kubernetes' `PodRequests`): the sum of its containers' requests, or the
+/// largest init container's when larger, plus its overhead; and one pod. Sidecars (init
+/// containers with `restartPolicy: Always`) keep running: they add to the sum, and every init
+/// container after one runs beside it.
 pub fn pod_requests(pod: &Pod) -> Resources {
     let mut total = Resources::default();
     let Some(spec) = pod.spec.as_ref() else {
@@ -97,9 +99,20 @@ pub fn pod_requests(pod: &Pod) -> Resources {
     for container in &spec.containers {
         total.add(&requests(container.resources.as_ref()));
     }
+    let mut sidecars = Resources::default();
+    let mut init_peak = Resources::default();
     for init in spec.init_containers.iter().flatten() {
-        total.max(&requests(init.resources.as_ref()));
+        let mut peak = requests(init.resources.as_ref());
+        if init.restart_policy.as_deref() == Some("Always") {
+            total.add(&peak);
+            sidecars.add(&peak);
+            peak = sidecars.clone();
+        } else {
+            peak.add(&sidecars);
+        }
+        init_peak.max(&peak);
     }
+    total.max(&init_peak);
     total.add(&Resources::from_list(spec.overhead.as_ref()));
     total.pods = 1;
     total
@@ -274,6 +287,30 @@ mod tests {
         assert_eq!(r.milli_cpu, 1010);
         assert_eq!(r.memory, 64 * 1024 * 1024);
         assert_eq!(r.pods, 1);
+    }
+
+    #[test]
+    fn sidecars_add_to_the_sum_and_run_beside_later_init_containers() {
+        // Kubernetes' TestPodResourceRequests "restartable init container with
+        // init container": the sidecar (1) runs beside the containers (1) and beside the later
+        // init container (2): max(1 + 1, 1 + 2) = 3 cpu.
+        let pod: Pod = serde_json::from_value(json!({"spec": {
+            "containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}],
+            "initContainers": [
+                {"name": "sidecar", "restartPolicy": "Always", "resources": {"requests": {"cpu": "1"}}},
+                {"name": "init", "resources": {"requests": {"cpu": "2"}}}]
+        }}))
+        .unwrap();
+        assert_eq!(pod_requests(&pod).milli_cpu, 3000);
+        // An init container before the sidecar does not run beside it: max(1 + 1, 3) = 3.
+        let pod: Pod = serde_json::from_value(json!({"spec": {
+            "containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}],
+            "initContainers": [
+                {"name": "init", "resources": {"requests": {"cpu": "3"}}},
+                {"name": "sidecar", "restartPolicy": "Always", "resources": {"requests": {"cpu": "1"}}}]
+        }}))
+        .unwrap();
+        assert_eq!(pod_requests(&pod).milli_cpu, 3000);
     }
 
     #[test]

@@ -22,11 +22,15 @@ use crate::plugins::{inter_pod_affinity, pod_topology_spread};
 
 pub const MAX_SCORE: i64 = 100;
 
-fn usage(pod: &Pod, node: &NodeInfo) -> ((i64, i64), (i64, i64)) {
-    let (cpu, memory) = non_zero(&pod_requests(pod));
+/// What the pod asks for, as scoring counts it (zero taken as the non-zero defaults).
+fn asks(pod: &Pod) -> (i64, i64) {
+    non_zero(&pod_requests(pod))
+}
+
+fn usage(asks: (i64, i64), node: &NodeInfo) -> ((i64, i64), (i64, i64)) {
     let requested = (
-        node.non_zero_requested.0 + cpu,
-        node.non_zero_requested.1 + memory,
+        node.non_zero_requested.0 + asks.0,
+        node.non_zero_requested.1 + asks.1,
     );
     (
         requested,
@@ -36,7 +40,11 @@ fn usage(pod: &Pod, node: &NodeInfo) -> ((i64, i64), (i64, i64)) {
 
 /// LeastAllocated: `(allocatable − requested) × 100 / allocatable` per resource, averaged.
 pub fn least_allocated(pod: &Pod, node: &NodeInfo) -> i64 {
-    let ((cpu, memory), (cpu_cap, memory_cap)) = usage(pod, node);
+    least_allocated_of(asks(pod), node)
+}
+
+fn least_allocated_of(asks: (i64, i64), node: &NodeInfo) -> i64 {
+    let ((cpu, memory), (cpu_cap, memory_cap)) = usage(asks, node);
     let free = |used: i64, cap: i64| {
         if cap <= 0 || used > cap {
             0
@@ -50,7 +58,11 @@ pub fn least_allocated(pod: &Pod, node: &NodeInfo) -> i64 {
 /// BalancedAllocation: `(1 − |cpu fraction − memory fraction| / 2) × 100` (the standard
 /// deviation of two fractions is half their difference).
 pub fn balanced_allocation(pod: &Pod, node: &NodeInfo) -> i64 {
-    let ((cpu, memory), (cpu_cap, memory_cap)) = usage(pod, node);
+    balanced_allocation_of(asks(pod), node)
+}
+
+fn balanced_allocation_of(asks: (i64, i64), node: &NodeInfo) -> i64 {
+    let ((cpu, memory), (cpu_cap, memory_cap)) = usage(asks, node);
     let fraction = |used: i64, cap: i64| {
         if cap <= 0 {
             1.0
@@ -156,12 +168,13 @@ pub fn score_nodes(
     normalize(&mut affinity, false);
     let spread = pod_topology_spread::score(pod, all, feasible, default_selector);
     let pod_affinity = inter_pod_affinity::score(pod, all, feasible);
+    let asks = asks(pod);
     feasible
         .iter()
         .enumerate()
         .map(|(i, n)| {
-            least_allocated(pod, n)
-                + balanced_allocation(pod, n)
+            least_allocated_of(asks, n)
+                + balanced_allocation_of(asks, n)
                 + 3 * taints[i]
                 + 2 * affinity[i]
                 + 2 * spread[i]
