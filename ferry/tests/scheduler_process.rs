@@ -32,11 +32,13 @@ impl Drop for SchedulerProcess {
     }
 }
 
-/// Starts a scheduler; its "became leader" lines go to `leaders` as (index, time).
+/// Starts a scheduler; its "became leader" lines go to `leaders` as (index, time), and the
+/// address it serves `/metrics` on to `addresses`.
 fn start(
     server: &TestApiServer,
     index: usize,
     leaders: mpsc::Sender<(usize, Instant)>,
+    addresses: mpsc::Sender<(usize, String)>,
 ) -> SchedulerProcess {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args([
@@ -61,6 +63,16 @@ fn start(
             if line.contains("became leader") {
                 let _ = leaders.send((index, Instant::now()));
             }
+            if line.contains("serving /healthz")
+                && let Some(at) = line.find("address=")
+            {
+                let address = line[at + "address=".len()..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                let _ = addresses.send((index, address));
+            }
         }
     });
     SchedulerProcess { child }
@@ -80,6 +92,7 @@ fn a_killed_scheduler_loses_and_double_binds_nothing() {
     let server = TestApiServer::start(Backend::Embedded);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (tx, leaders) = mpsc::channel();
+    let (address_tx, addresses) = mpsc::channel();
     runtime.block_on(async {
         let client = kube_client(&server).await;
         let nodes: Api<Node> = Api::all(client.clone());
@@ -94,8 +107,8 @@ fn a_killed_scheduler_loses_and_double_binds_nothing() {
         }
     });
     let mut schedulers = [
-        Some(start(&server, 0, tx.clone())),
-        Some(start(&server, 1, tx.clone())),
+        Some(start(&server, 0, tx.clone(), address_tx.clone())),
+        Some(start(&server, 1, tx.clone(), address_tx.clone())),
     ];
     let (first, _) = leaders
         .recv_timeout(Duration::from_secs(20))
@@ -170,9 +183,9 @@ fn a_killed_scheduler_loses_and_double_binds_nothing() {
         bound(80).await;
 
         // The killed one returns as the standby, and takes over when the leader dies in turn.
-        schedulers[first] = Some(start(&server, first, tx.clone()));
+        schedulers[first] = Some(start(&server, first, tx.clone(), address_tx.clone()));
         tokio::time::sleep(Duration::from_secs(1)).await;
-        for i in 80..CAPACITY {
+        for i in 80..90 {
             pods.create(&PostParams::default(), &pod(&format!("p-{i}")))
                 .await
                 .unwrap();
@@ -182,6 +195,11 @@ fn a_killed_scheduler_loses_and_double_binds_nothing() {
             .recv_timeout(Duration::from_secs(20))
             .expect("the restarted scheduler takes over");
         assert_eq!(third, first);
+        for i in 90..CAPACITY {
+            pods.create(&PostParams::default(), &pod(&format!("p-{i}")))
+                .await
+                .unwrap();
+        }
         bound(CAPACITY).await;
 
         let seen = tokio::time::timeout(Duration::from_secs(10), bindings)
@@ -211,4 +229,52 @@ fn a_killed_scheduler_loses_and_double_binds_nothing() {
             .collect();
         assert!(rejected.is_empty(), "{rejected:?}");
     });
+
+    // The leader's metrics, under kube-scheduler's names: its last address is the restarted
+    // process's. It bound at least the pods created after it took over, so it is running.
+    let mut leader_address = None;
+    while let Ok((index, address)) = addresses.try_recv() {
+        if index == first {
+            leader_address = Some(address);
+        }
+    }
+    let leader_address = leader_address.expect("the leader's metrics address");
+    assert!(http_get(&leader_address, "/readyz").starts_with("HTTP/1.1 200"));
+    let metrics = http_get(&leader_address, "/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    let scheduled = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with(
+                "scheduler_schedule_attempts_total{profile=\"default-scheduler\",result=\"scheduled\"}",
+            )
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .expect("scheduler_schedule_attempts_total for scheduled pods");
+    assert!(
+        scheduled >= 10,
+        "the restarted leader bound the last 10 pods: {scheduled}"
+    );
+    for name in [
+        "scheduler_scheduling_attempt_duration_seconds_bucket",
+        "scheduler_scheduling_algorithm_duration_seconds_count",
+        "scheduler_pending_pods{queue=\"active\"} 0",
+        "scheduler_pod_scheduling_duration_seconds_count",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from\n{metrics}");
+    }
+}
+
+/// A plain HTTP/1.1 GET, the whole answer as text.
+fn http_get(address: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to the scheduler");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    answer
 }
