@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use futures::StreamExt as _;
 use kube::api::Api;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
@@ -57,13 +57,14 @@ where
             ready,
         });
         let api: Api<K> = Api::all(client);
+        let reader = informer.store.clone();
         tokio::spawn(async move {
             let mut events = watcher(api, watcher::Config::default())
                 .default_backoff()
                 .boxed();
             while let Some(event) = events.next().await {
                 let event = match event {
-                    Ok(event) => event,
+                    Ok(event) => strip_managed_fields(event),
                     Err(error) => {
                         tracing::warn!(kind = %K::kind(&()), %error, "watch failed; retrying");
                         continue;
@@ -71,7 +72,12 @@ where
                 };
                 writer.apply_watcher_event(&event);
                 let change = match event {
-                    watcher::Event::Apply(obj) => Change::Applied(Arc::new(obj)),
+                    // The cache's own copy, shared: one copy of each object in memory.
+                    watcher::Event::Apply(obj) => Change::Applied(
+                        reader
+                            .get(&ObjectRef::from_obj(&obj))
+                            .unwrap_or_else(|| Arc::new(obj)),
+                    ),
                     watcher::Event::Delete(obj) => Change::Deleted(Arc::new(obj)),
                     watcher::Event::InitDone => {
                         let _ = ready_tx.send(true);
@@ -84,6 +90,22 @@ where
             }
         });
         informer
+    }
+}
+
+/// Drops `metadata.managedFields` from what the informer keeps, as kube-scheduler's and
+/// kube-controller-manager's informers do (`TransformStripManagedFields`): no controller reads
+/// them, and they are often the larger part of an object in memory.
+fn strip_managed_fields<K: Resource>(event: watcher::Event<K>) -> watcher::Event<K> {
+    let strip = |mut obj: K| {
+        obj.meta_mut().managed_fields = None;
+        obj
+    };
+    match event {
+        watcher::Event::Apply(obj) => watcher::Event::Apply(strip(obj)),
+        watcher::Event::InitApply(obj) => watcher::Event::InitApply(strip(obj)),
+        watcher::Event::Delete(obj) => watcher::Event::Delete(strip(obj)),
+        other => other,
     }
 }
 
