@@ -13,6 +13,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+/// Every ferry process allocates through mimalloc: the apiserver's request path is
+/// allocation-heavy, and glibc's malloc cost it about a third of its CPU (see BENCHMARKS.md,
+/// scheduler benchmark).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "\
 ferry — a Kubernetes-compatible control plane
 
