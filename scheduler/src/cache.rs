@@ -140,7 +140,7 @@ impl Cache {
             None => {
                 if let Some(placement) = was.as_ref().filter(|p| p.assumed) {
                     let node = placement.node.clone();
-                    self.count(with_node(&pod, &node), &node, true);
+                    self.count(pod, &node, true);
                 }
             }
             Some(_) => {}
@@ -154,10 +154,10 @@ impl Cache {
     }
 
     /// The scheduler chose `node` for `pod`: count it there until the binding is confirmed.
-    pub fn assume(&mut self, pod: &Pod, node: &str) {
+    pub fn assume(&mut self, pod: &Arc<Pod>, node: &str) {
         let uid = uid_of(pod).to_owned();
         self.uncount(&uid);
-        self.count(with_node(pod, node), node, true);
+        self.count(Arc::clone(pod), node, true);
     }
 
     /// The binding failed: the assumption goes.
@@ -199,15 +199,6 @@ impl Cache {
     }
 }
 
-/// `pod` with `spec.nodeName` set, as it will be once bound.
-fn with_node(pod: &Pod, node: &str) -> Arc<Pod> {
-    let mut pod = pod.clone();
-    if let Some(spec) = pod.spec.as_mut() {
-        spec.node_name = Some(node.to_owned());
-    }
-    Arc::new(pod)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,7 +232,7 @@ mod tests {
             .iter()
             .find(|n| filter(pod, n).is_empty())
             .map(|n| n.name().to_owned())?;
-        cache.assume(pod, &name);
+        cache.assume(&Arc::new(pod.clone()), &name);
         Some(name)
     }
 
@@ -283,7 +274,7 @@ mod tests {
         cache.apply_node(node("a"));
         cache.apply_node(node("b"));
         let p = pod("p", "1", None);
-        cache.assume(&p, "a");
+        cache.assume(&Arc::new(p.clone()), "a");
         // A status update arrives before the binding: still assumed on a.
         cache.apply_pod(Arc::new(p.clone()));
         assert!(cache.is_assumed("p"));

@@ -77,12 +77,8 @@ fn balanced_allocation_of(asks: (i64, i64), node: &NodeInfo) -> i64 {
 /// Untolerated `PreferNoSchedule` taints (TaintToleration's raw score: fewer is better).
 pub fn intolerable_taints(pod: &Pod, node: &NodeInfo) -> i64 {
     let count = node
-        .node
-        .spec
-        .as_ref()
-        .and_then(|s| s.taints.as_ref())
-        .into_iter()
-        .flatten()
+        .taints
+        .iter()
         .filter(|t| t.effect == "PreferNoSchedule" && !tolerates(pod, t))
         .count();
     i64::try_from(count).unwrap_or(i64::MAX)

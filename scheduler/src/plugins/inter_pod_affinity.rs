@@ -481,9 +481,6 @@ pub fn score(pod: &Pod, all_nodes: &[NodeInfo], feasible: &[&NodeInfo]) -> Vec<i
         !own.preferred_affinity.is_empty() || !own.preferred_anti_affinity.is_empty();
     let mut domains = TopologyCounts::default();
     for node in all_nodes {
-        if node.labels().is_empty() {
-            continue;
-        }
         // Without preferred terms of its own, only pods with (anti-)affinity can move the
         // score (Kubernetes visits `NodeInfo.PodsWithAffinity` then).
         let visited = if has_preferred {
@@ -491,6 +488,10 @@ pub fn score(pod: &Pod, all_nodes: &[NodeInfo], feasible: &[&NodeInfo]) -> Vec<i
         } else {
             &node.pods_with_affinity
         };
+        // Checked first: most nodes have nothing to visit, and their Node stays untouched.
+        if visited.is_empty() || node.labels().is_empty() {
+            continue;
+        }
         for existing in visited {
             let existing_has_affinity = has_pod_affinity(existing);
             if !has_preferred && !existing_has_affinity {

@@ -51,12 +51,8 @@ fn field_requirement_matches(r: &NodeSelectorRequirement, node_name: &str) -> bo
 }
 
 pub fn filter(pod: &Pod, node: &NodeInfo) -> Status {
-    let empty = BTreeMap::new();
-    let labels = node.node.metadata.labels.as_ref().unwrap_or(&empty);
     let spec = pod.spec.as_ref();
-    let selector_ok = spec
-        .and_then(|s| s.node_selector.as_ref())
-        .is_none_or(|sel| sel.iter().all(|(k, v)| labels.get(k) == Some(v)));
+    let selector = spec.and_then(|s| s.node_selector.as_ref());
     let terms = spec
         .and_then(|s| s.affinity.as_ref())
         .and_then(|a| a.node_affinity.as_ref())
@@ -64,7 +60,13 @@ pub fn filter(pod: &Pod, node: &NodeInfo) -> Status {
             a.required_during_scheduling_ignored_during_execution
                 .as_ref()
         })
-        .map(|r| r.node_selector_terms.clone());
+        .map(|r| &r.node_selector_terms);
+    if selector.is_none() && terms.is_none() {
+        // Nothing to match: the node's labels are not even read.
+        return Status::Fits;
+    }
+    let labels = node.labels();
+    let selector_ok = selector.is_none_or(|sel| sel.iter().all(|(k, v)| labels.get(k) == Some(v)));
     // Terms are ORed; within a term, requirements are ANDed; an empty term matches nothing.
     let affinity_ok = terms.is_none_or(|terms| {
         terms.iter().any(|term| {

@@ -10,21 +10,18 @@ pub const NAME: &str = "NodeUnschedulable";
 pub const REASON: &str = "node(s) were unschedulable";
 
 pub fn filter(pod: &Pod, node: &NodeInfo) -> Status {
-    let cordoned = node
-        .node
-        .spec
-        .as_ref()
-        .and_then(|s| s.unschedulable)
-        .unwrap_or(false);
+    if !node.unschedulable {
+        return Status::Fits;
+    }
     let taint = Taint {
         key: "node.kubernetes.io/unschedulable".into(),
         effect: "NoSchedule".into(),
         ..Taint::default()
     };
-    if cordoned && !tolerates(pod, &taint) {
-        Status::Unschedulable(vec![REASON.into()])
-    } else {
+    if tolerates(pod, &taint) {
         Status::Fits
+    } else {
+        Status::Unschedulable(vec![REASON.into()])
     }
 }
 

@@ -37,16 +37,9 @@ pub fn tolerates(pod: &Pod, taint: &Taint) -> bool {
 }
 
 pub fn filter(pod: &Pod, node: &NodeInfo) -> Status {
-    let untolerated = node
-        .node
-        .spec
-        .as_ref()
-        .and_then(|s| s.taints.as_ref())
-        .into_iter()
-        .flatten()
-        .find(|taint| {
-            matches!(taint.effect.as_str(), "NoSchedule" | "NoExecute") && !tolerates(pod, taint)
-        });
+    let untolerated = node.taints.iter().find(|taint| {
+        matches!(taint.effect.as_str(), "NoSchedule" | "NoExecute") && !tolerates(pod, taint)
+    });
     match untolerated {
         Some(taint) => {
             let value = taint.value.as_deref().unwrap_or_default();
