@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use runtime::http::StatusCode;
 use scheduler::Options;
 
 const HELP: &str = "\
@@ -125,11 +126,18 @@ async fn serve(
     runtime::http::serve(
         listener,
         Arc::new(move |path: &str| match (path, running.get()) {
-            ("/healthz" | "/livez", _) => Some(("text/plain", "ok".to_owned())),
-            ("/readyz", Some(_)) => Some(("text/plain", "ok".to_owned())),
+            ("/healthz" | "/livez", _) => Some((StatusCode::OK, "text/plain", "ok".to_owned())),
+            ("/readyz", Some(_)) => Some((StatusCode::OK, "text/plain", "ok".to_owned())),
             ("/metrics", Some(s)) => Some((
+                StatusCode::OK,
                 runtime::http::METRICS_CONTENT_TYPE,
                 s.metrics().render(s.pending()),
+            )),
+            // A standby (or a scheduler still syncing its caches) is alive but not scheduling.
+            ("/readyz" | "/metrics", None) => Some((
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                "not scheduling yet: waiting for the leader lease or the first sync\n".to_owned(),
             )),
             _ => None,
         }),

@@ -113,6 +113,30 @@ fn a_killed_scheduler_loses_and_double_binds_nothing() {
     let (first, _) = leaders
         .recv_timeout(Duration::from_secs(20))
         .expect("a leader");
+    // Both log their address before competing for the Lease. The standby is alive, not ready.
+    let mut seen_addresses: Vec<(usize, String)> = Vec::new();
+    while seen_addresses.len() < 2 {
+        seen_addresses.push(
+            addresses
+                .recv_timeout(Duration::from_secs(10))
+                .expect("both schedulers serve /healthz"),
+        );
+    }
+    for (index, address) in &seen_addresses {
+        let healthz = http_get(address, "/healthz");
+        assert!(healthz.starts_with("HTTP/1.1 200"), "{healthz}");
+        if *index == first {
+            // Ready once its caches have synced after winning the Lease.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !http_get(address, "/readyz").starts_with("HTTP/1.1 200") {
+                assert!(Instant::now() < deadline, "the leader never became ready");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        } else {
+            let readyz = http_get(address, "/readyz");
+            assert!(readyz.starts_with("HTTP/1.1 503"), "the standby: {readyz}");
+        }
+    }
     runtime.block_on(async {
         let client = kube_client(&server).await;
         let pods: Api<Pod> = Api::namespaced(client.clone(), "default");

@@ -6,14 +6,15 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use http_body_util::Full;
+pub use hyper::StatusCode;
 use hyper::body::Bytes;
 use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-/// What a path answers: a content type and a body.
-pub type Answer = Option<(&'static str, String)>;
+/// What a path answers: a status code, a content type and a body; `None` is a 404.
+pub type Answer = Option<(StatusCode, &'static str, String)>;
 
 /// Serves `answer` on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, answer: Arc<dyn Fn(&str) -> Answer + Send + Sync>) {
@@ -27,7 +28,8 @@ pub async fn serve(listener: TcpListener, answer: Arc<dyn Fn(&str) -> Answer + S
                 let answer = Arc::clone(&answer);
                 async move {
                     let response = match answer(request.uri().path()) {
-                        Some((content_type, body)) => Response::builder()
+                        Some((status, content_type, body)) => Response::builder()
+                            .status(status)
                             .header("content-type", content_type)
                             .body(Full::new(Bytes::from(body))),
                         None => Response::builder()
