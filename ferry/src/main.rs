@@ -1,10 +1,11 @@
 //! `ferry`: the one binary. Built so far: `ferry apiserver`, `ferry controller-manager` (the
-//! Deployment, ReplicaSet, namespace and endpoints controllers and the garbage collector) and
-//! `ferry scheduler`. The other subcommands (`up`, `kubelet`) are not built yet and are not
-//! offered.
+//! Deployment, ReplicaSet, namespace and endpoints controllers and the garbage collector),
+//! `ferry scheduler` and `ferry kubelet` (simulated nodes). `ferry up` is not built yet and is
+//! not offered.
 
 mod apiserver_cmd;
 mod controller_manager_cmd;
+mod kubelet_cmd;
 mod scheduler_cmd;
 
 use std::future::Future;
@@ -26,9 +27,10 @@ Usage:
   ferry apiserver [flags]            serve the Kubernetes API (see `ferry apiserver --help`)
   ferry controller-manager [flags]   run the controllers (see `ferry controller-manager --help`)
   ferry scheduler [flags]            place pods on nodes (see `ferry scheduler --help`)
+  ferry kubelet [flags]              simulated nodes (see `ferry kubelet --help`)
   ferry --version
 
-Not built yet: ferry up, kubelet (see ARCHITECTURE.md).";
+Not built yet: ferry up (see ARCHITECTURE.md).";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Some("apiserver") => apiserver_cmd::main(&args[1..]),
         Some("controller-manager") => controller_manager_cmd::main(&args[1..]),
         Some("scheduler") => scheduler_cmd::main(&args[1..]),
+        Some("kubelet") => kubelet_cmd::main(&args[1..]),
         Some(other) => {
             eprintln!("ferry: unknown command {other:?}\n\n{USAGE}");
             ExitCode::from(2)
@@ -103,11 +106,12 @@ pub(crate) fn seconds(value: &str) -> anyhow::Result<Duration> {
     let number = value
         .strip_suffix('s')
         .with_context(|| format!("{value:?}: durations are in seconds, like 15s"))?;
-    Ok(Duration::from_secs_f64(
-        number
-            .parse()
-            .with_context(|| format!("{value:?} is not a duration"))?,
-    ))
+    // `try_from`: a negative or infinite number is an error, not a panic.
+    number
+        .parse()
+        .ok()
+        .and_then(|n: f64| Duration::try_from_secs_f64(n).ok())
+        .with_context(|| format!("{value:?} is not a duration"))
 }
 
 /// A client for the apiserver named by `kubeconfig`, or by `KUBECONFIG`/`~/.kube/config`.

@@ -1,0 +1,535 @@
+//! The kubelet process. Few tasks for many nodes: registration runs with bounded concurrency,
+//! one task renews every node's Lease each heartbeat interval, one task rewrites every node's
+//! status each status update period, and one task follows a pod informer (all pods, filtered
+//! here by `spec.nodeName`) and starts a small task per pod for the timed steps of its life.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt as _, TryStreamExt as _};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Client;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use runtime::Informer;
+use runtime::informer::Change;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tokio::task::AbortHandle;
+
+use crate::node::{self, Cidr, LEASE_NAMESPACE};
+use crate::pod::{self, IpPool};
+use crate::{Error, Options};
+
+/// The field manager of the kubelet's writes.
+const FIELD_MANAGER: &str = "kubelet";
+/// Attempts of a write that fails for another reason than the object being gone.
+const ATTEMPTS: u32 = 8;
+
+/// A node this process plays, once registered.
+#[derive(Debug, Clone)]
+struct Registered {
+    name: String,
+    index: usize,
+    host_ip: Ipv4Addr,
+    cidr: Cidr,
+    /// When its conditions last changed (their `lastTransitionTime`).
+    since: String,
+}
+
+/// Runs the simulated nodes until the process ends; fails only when the options are invalid
+/// or a node cannot be registered.
+pub async fn run(client: Client, options: Options) -> Result<(), Error> {
+    options.validate()?;
+    let options = Arc::new(options);
+    // Owned values in and out of each future (no borrowed closure arguments), so that the
+    // whole `run` future is `Send` and can be spawned.
+    let registered: Vec<Registered> = futures::stream::iter(0..options.node_names.len())
+        .map(|index| {
+            let (client, options) = (client.clone(), Arc::clone(&options));
+            async move { register(&client, index, &options.node_names[index], &options).await }
+        })
+        .buffer_unordered(options.concurrency.max(1))
+        .try_collect()
+        .await?;
+    tracing::info!(nodes = registered.len(), "nodes registered");
+    let registered = Arc::new(registered);
+    tokio::spawn(heartbeats(
+        client.clone(),
+        Arc::clone(&registered),
+        Arc::clone(&options),
+    ));
+    tokio::spawn(status_updates(
+        client.clone(),
+        Arc::clone(&registered),
+        Arc::clone(&options),
+    ));
+    run_pods(client, &registered, options).await;
+    Ok(())
+}
+
+fn code(error: &kube::Error) -> Option<u16> {
+    match error {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    }
+}
+
+/// Runs `write` until it succeeds (`Some`), the object is gone (`None`, on 404) or it failed
+/// [`ATTEMPTS`] times (logged, `None`), backing off from 100 ms to 5 s.
+async fn retrying<T, F, Fut>(what: &str, mut write: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    let mut delay = Duration::from_millis(100);
+    for attempt in 1..=ATTEMPTS {
+        match write().await {
+            Ok(value) => return Some(value),
+            Err(error) if code(&error) == Some(404) => return None,
+            Err(error) if attempt == ATTEMPTS => {
+                tracing::warn!(what, %error, "giving up");
+            }
+            Err(error) => {
+                tracing::debug!(what, %error, attempt, "retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    None
+}
+
+fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    }
+}
+
+/// Creates the Node, or re-uses the one already there: our labels added, a pod CIDR given
+/// when it has none, its status rewritten. Conflicts (a create racing another) retry.
+async fn register(
+    client: &Client,
+    index: usize,
+    name: &str,
+    options: &Options,
+) -> Result<Registered, Error> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let failed = |source| Error::Register {
+        node: name.to_owned(),
+        source,
+    };
+    let mut attempt = 0;
+    let node = loop {
+        attempt += 1;
+        let (now, _) = node::now_strings();
+        let result = match nodes.get_opt(name).await {
+            Ok(None) => {
+                let body: Node = serde_json::from_value(node::new_node(name, index, options, &now))
+                    .map_err(|e| {
+                        Error::Options(format!("the Node {name} would not decode: {e}"))
+                    })?;
+                nodes
+                    .create(
+                        &PostParams {
+                            field_manager: Some(FIELD_MANAGER.to_owned()),
+                            ..PostParams::default()
+                        },
+                        &body,
+                    )
+                    .await
+            }
+            Ok(Some(existing)) => {
+                let mut patch = json!({"metadata": {"labels": node::labels(name, options)}});
+                let spec = existing.spec.clone().unwrap_or_default();
+                if spec.pod_cidr.as_deref().is_none_or(str::is_empty) {
+                    let cidr = node::default_pod_cidr(index).to_string();
+                    patch["spec"] = json!({"podCIDR": cidr, "podCIDRs": [cidr]});
+                }
+                nodes
+                    .patch(name, &patch_params(), &Patch::Merge(patch))
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(node) => break node,
+            Err(error) if attempt < ATTEMPTS => {
+                tracing::debug!(node = name, %error, "registration failed; retrying");
+                let pause = if code(&error) == Some(409) { 10 } else { 500 };
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+            Err(error) => return Err(failed(error)),
+        }
+    };
+    // Conditions that were already Ready keep their transition time.
+    let (now, _) = node::now_strings();
+    let since = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready" && c.status == "True"))
+        .and_then(|c| c.last_transition_time.as_ref())
+        .map_or_else(|| now.clone(), |t| t.0.to_string());
+    let status = Patch::Merge(json!({"status": node::status(name, index, options, &now, &since)}));
+    let params = patch_params();
+    retrying("node status", || nodes.patch_status(name, &params, &status)).await;
+    let cidr = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.pod_cidr.as_deref())
+        .and_then(Cidr::parse)
+        .unwrap_or_else(|| {
+            tracing::warn!(node = name, "no usable IPv4 podCIDR; using the default one");
+            node::default_pod_cidr(index)
+        });
+    Ok(Registered {
+        name: name.to_owned(),
+        index,
+        host_ip: node::internal_ip(index),
+        cidr,
+        since,
+    })
+}
+
+/// Renews every node's Lease each heartbeat interval, `concurrency` at a time (creating it when
+/// missing).
+async fn heartbeats(client: Client, nodes: Arc<Vec<Registered>>, options: Arc<Options>) {
+    let leases: Api<Lease> = Api::namespaced(client, LEASE_NAMESPACE);
+    let mut ticker = tokio::time::interval(options.heartbeat_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        futures::stream::iter(0..nodes.len())
+            .for_each_concurrent(options.concurrency.max(1), |index| {
+                let (leases, nodes) = (leases.clone(), Arc::clone(&nodes));
+                async move { renew(&leases, &nodes[index].name).await }
+            })
+            .await;
+    }
+}
+
+async fn renew(leases: &Api<Lease>, name: &str) {
+    let (_, micro) = node::now_strings();
+    let body = node::lease(name, &micro);
+    let patch = json!({"spec": body["spec"]});
+    match leases
+        .patch(name, &patch_params(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => {}
+        Err(error) if code(&error) == Some(404) => {
+            let Ok(lease) = serde_json::from_value::<Lease>(body) else {
+                return;
+            };
+            if let Err(error) = leases.create(&PostParams::default(), &lease).await {
+                tracing::warn!(node = name, %error, "cannot create the node lease");
+            }
+        }
+        Err(error) => tracing::warn!(node = name, %error, "cannot renew the node lease"),
+    }
+}
+
+/// Writes every node's full status each status update period (the heartbeat times of its
+/// conditions); nothing a simulated node reports changes in between.
+async fn status_updates(client: Client, nodes: Arc<Vec<Registered>>, options: Arc<Options>) {
+    let api: Api<Node> = Api::all(client);
+    let period = options.node_status_update_frequency;
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        futures::stream::iter(0..nodes.len())
+            .for_each_concurrent(options.concurrency.max(1), |index| {
+                let (api, options, nodes) = (api.clone(), Arc::clone(&options), Arc::clone(&nodes));
+                async move {
+                    let node = &nodes[index];
+                    let (now, _) = node::now_strings();
+                    let status = json!({"status": node::status(
+                        &node.name, node.index, &options, &now, &node.since)});
+                    if let Err(error) = api
+                        .patch_status(&node.name, &patch_params(), &Patch::Merge(&status))
+                        .await
+                    {
+                        tracing::warn!(node = node.name, %error, "cannot update the node status");
+                    }
+                }
+            })
+            .await;
+    }
+}
+
+/// A pod this process runs.
+struct Tracked {
+    node: String,
+    ip: Option<Ipv4Addr>,
+    /// The task of its current step, if one runs.
+    task: Option<AbortHandle>,
+    terminating: bool,
+}
+
+struct NodePods {
+    host_ip: Ipv4Addr,
+    pool: IpPool,
+}
+
+/// The pods of this process's nodes, keyed by uid. Owned by the one task that follows the
+/// informer, so it needs no lock.
+struct Pods {
+    client: Client,
+    options: Arc<Options>,
+    nodes: HashMap<String, NodePods>,
+    tracked: HashMap<String, Tracked>,
+    writes: Arc<Semaphore>,
+}
+
+async fn run_pods(client: Client, registered: &[Registered], options: Arc<Options>) {
+    let informer = Informer::<Pod>::start(client.clone());
+    let mut changes = informer.subscribe();
+    informer.ready().await;
+    let store = informer.store();
+    let mut pods = Pods {
+        client,
+        writes: Arc::new(Semaphore::new(options.concurrency.max(1))),
+        options,
+        nodes: registered
+            .iter()
+            .map(|n| {
+                (
+                    n.name.clone(),
+                    NodePods {
+                        host_ip: n.host_ip,
+                        pool: IpPool::new(n.cidr),
+                    },
+                )
+            })
+            .collect(),
+        tracked: HashMap::new(),
+    };
+    pods.resync(&store.state());
+    while let Some(change) = changes.next().await {
+        match change {
+            Change::Applied(pod) => pods.sync(&pod),
+            Change::Deleted(pod) => pods.forget(pod::uid(&pod)),
+            Change::Resync => pods.resync(&store.state()),
+        }
+    }
+}
+
+impl Pods {
+    fn resync(&mut self, all: &[Arc<Pod>]) {
+        let present: std::collections::HashSet<&str> = all.iter().map(|p| pod::uid(p)).collect();
+        let gone: Vec<String> = self
+            .tracked
+            .keys()
+            .filter(|uid| !present.contains(uid.as_str()))
+            .cloned()
+            .collect();
+        for uid in gone {
+            self.forget(&uid);
+        }
+        for pod in all {
+            self.sync(pod);
+        }
+    }
+
+    fn forget(&mut self, uid: &str) {
+        let Some(tracked) = self.tracked.remove(uid) else {
+            return;
+        };
+        if let Some(task) = tracked.task {
+            task.abort();
+        }
+        if let (Some(ip), Some(node)) = (tracked.ip, self.nodes.get_mut(&tracked.node)) {
+            node.pool.release(ip);
+        }
+    }
+
+    fn sync(&mut self, pod: &Arc<Pod>) {
+        let Some(node_name) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) else {
+            return;
+        };
+        let Some(node) = self.nodes.get_mut(node_name) else {
+            return;
+        };
+        let uid = pod::uid(pod);
+        if uid.is_empty() {
+            return;
+        }
+        if pod.metadata.deletion_timestamp.is_some() {
+            let tracked = self.tracked.entry(uid.to_owned()).or_insert(Tracked {
+                node: node_name.to_owned(),
+                ip: None,
+                task: None,
+                terminating: false,
+            });
+            if tracked.terminating {
+                return;
+            }
+            tracked.terminating = true;
+            if let Some(task) = tracked.task.take() {
+                task.abort();
+            }
+            let task = tokio::spawn(terminate(
+                self.client.clone(),
+                Arc::clone(pod),
+                self.options.pod_stop_time,
+                Arc::clone(&self.writes),
+            ));
+            tracked.task = Some(task.abort_handle());
+            return;
+        }
+        if self.tracked.contains_key(uid) {
+            return;
+        }
+        let finished = matches!(pod::phase(pod), "Succeeded" | "Failed");
+        let adopted = pod::running_and_ready(pod)
+            .then(|| pod::reported_ip(pod))
+            .flatten()
+            .filter(|ip| node.pool.reserve(*ip));
+        let mut tracked = Tracked {
+            node: node_name.to_owned(),
+            ip: adopted,
+            task: None,
+            terminating: false,
+        };
+        if !finished && adopted.is_none() {
+            tracked.ip = node.pool.allocate();
+            if tracked.ip.is_none() {
+                tracing::warn!(pod = %pod_key(pod), node = node_name,
+                    "the node's pod CIDR is full; the pod stays ContainerCreating");
+            }
+            let task = tokio::spawn(lifecycle(
+                self.client.clone(),
+                Arc::clone(pod),
+                node.host_ip,
+                tracked.ip,
+                self.options.pod_startup_delay,
+                Arc::clone(&self.writes),
+            ));
+            tracked.task = Some(task.abort_handle());
+        }
+        self.tracked.insert(uid.to_owned(), tracked);
+    }
+}
+
+fn pod_key(pod: &Pod) -> String {
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or(""),
+        pod.metadata.name.as_deref().unwrap_or("")
+    )
+}
+
+fn pods_api(client: &Client, pod: &Pod) -> Api<Pod> {
+    Api::namespaced(
+        client.clone(),
+        pod.metadata.namespace.as_deref().unwrap_or("default"),
+    )
+}
+
+/// Writes the pod's status (merge patch: the lists it holds are replaced whole); false when the
+/// pod is gone or the write kept failing.
+async fn write_status(api: &Api<Pod>, name: &str, status: Value, writes: &Semaphore) -> bool {
+    let Ok(_permit) = writes.acquire().await else {
+        return false;
+    };
+    let patch = Patch::Merge(json!({"status": status}));
+    let params = patch_params();
+    retrying("pod status", || api.patch_status(name, &params, &patch))
+        .await
+        .is_some()
+}
+
+/// Pending → (start-up delay) → Running → (readiness delay) → Ready.
+async fn lifecycle(
+    client: Client,
+    pod: Arc<Pod>,
+    host_ip: Ipv4Addr,
+    ip: Option<Ipv4Addr>,
+    startup_delay: Duration,
+    writes: Arc<Semaphore>,
+) {
+    let api = pods_api(&client, &pod);
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let (now, _) = node::now_strings();
+    let start_time = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.start_time.as_ref())
+        .map_or(now.clone(), |t| t.0.to_string());
+    let pending = pod::pending_status(&pod, host_ip, &start_time);
+    if !write_status(&api, &name, pending, &writes).await {
+        return;
+    }
+    let Some(ip) = ip else {
+        return;
+    };
+    tokio::time::sleep(startup_delay).await;
+    let (started_at, _) = node::now_strings();
+    let readiness = pod::readiness_delay(&pod);
+    if !readiness.is_zero() {
+        let running = pod::running_status(
+            &pod,
+            host_ip,
+            ip,
+            &start_time,
+            &started_at,
+            false,
+            &started_at,
+        );
+        if !write_status(&api, &name, running, &writes).await {
+            return;
+        }
+        tokio::time::sleep(readiness).await;
+    }
+    let (now, _) = node::now_strings();
+    let ready = pod::running_status(&pod, host_ip, ip, &start_time, &started_at, true, &now);
+    write_status(&api, &name, ready, &writes).await;
+}
+
+/// Graceful deletion: the containers stop (within the grace period, in the simulated stop
+/// time), their terminated state is reported, then the pod is removed with grace 0. A pod that
+/// already finished is removed at once.
+async fn terminate(client: Client, pod: Arc<Pod>, stop_time: Duration, writes: Arc<Semaphore>) {
+    let api = pods_api(&client, &pod);
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    if !matches!(pod::phase(&pod), "Succeeded" | "Failed") {
+        let grace = pod
+            .metadata
+            .deletion_grace_period_seconds
+            .map_or(Duration::from_secs(30), |s| {
+                Duration::from_secs(u64::try_from(s).unwrap_or(0))
+            });
+        tokio::time::sleep(stop_time.min(grace)).await;
+        let started_at = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .map(|t| t.0.to_string());
+        let (now, _) = node::now_strings();
+        let stopped = pod::stopped_status(&pod, started_at.as_deref().unwrap_or(&now), &now);
+        if !write_status(&api, &name, stopped, &writes).await {
+            return;
+        }
+    }
+    let Ok(_permit) = writes.acquire().await else {
+        return;
+    };
+    let params = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions {
+            uid: pod.metadata.uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    let deleted = retrying("pod deletion", || api.delete(&name, &params)).await;
+    if deleted.is_none() {
+        tracing::debug!(pod = %pod_key(&pod), "pod already gone");
+    }
+}
