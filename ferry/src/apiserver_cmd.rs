@@ -60,24 +60,12 @@ fn parse(args: &[String]) -> anyhow::Result<Option<Flags>> {
         service_range: server::ipalloc::ServiceRange::parse("10.96.0.0/12")
             .map_err(anyhow::Error::msg)?,
     };
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        if arg == "--help" || arg == "-h" {
+    let mut args = crate::FlagArgs::new(args);
+    while let Some((name, inline)) = args.next_flag() {
+        if name == "--help" || name == "-h" {
             return Ok(None);
         }
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_owned())),
-            None => (arg.as_str(), None),
-        };
-        let mut value = || -> anyhow::Result<String> {
-            match &inline {
-                Some(v) => Ok(v.clone()),
-                None => iter
-                    .next()
-                    .cloned()
-                    .with_context(|| format!("{name} needs a value")),
-            }
-        };
+        let mut value = || args.value(name, inline);
         match name {
             "--etcd-servers" => {
                 flags.etcd_servers = value()?

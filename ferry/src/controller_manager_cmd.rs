@@ -35,28 +35,16 @@ fn parse(args: &[String]) -> anyhow::Result<Option<Flags>> {
         kubeconfig: None,
         options: Options::default(),
     };
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        if arg == "--help" || arg == "-h" {
+    let mut args = crate::FlagArgs::new(args);
+    while let Some((name, inline)) = args.next_flag() {
+        if name == "--help" || name == "-h" {
             return Ok(None);
         }
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_owned())),
-            None => (arg.as_str(), None),
-        };
         if name == "--leader-elect" {
-            flags.options.leader_elect = inline.as_deref().is_none_or(|v| v == "true");
+            flags.options.leader_elect = inline.is_none_or(|v| v == "true");
             continue;
         }
-        let mut value = || -> anyhow::Result<String> {
-            match &inline {
-                Some(v) => Ok(v.clone()),
-                None => iter
-                    .next()
-                    .cloned()
-                    .with_context(|| format!("{name} needs a value")),
-            }
-        };
+        let mut value = || args.value(name, inline);
         let timings = &mut flags.options.timings;
         match name {
             "--kubeconfig" => flags.kubeconfig = Some(PathBuf::from(value()?)),

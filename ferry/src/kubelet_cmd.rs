@@ -113,24 +113,12 @@ fn parse(args: &[String]) -> anyhow::Result<Option<Flags>> {
     let mut node_name = None;
     let mut nodes = None;
     let mut prefix = None;
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        if arg == "--help" || arg == "-h" {
+    let mut args = crate::FlagArgs::new(args);
+    while let Some((name, inline)) = args.next_flag() {
+        if name == "--help" || name == "-h" {
             return Ok(None);
         }
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_owned())),
-            None => (arg.as_str(), None),
-        };
-        let mut value = || -> anyhow::Result<String> {
-            match &inline {
-                Some(v) => Ok(v.clone()),
-                None => iter
-                    .next()
-                    .cloned()
-                    .with_context(|| format!("{name} needs a value")),
-            }
-        };
+        let mut value = || args.value(name, inline);
         let options = &mut flags.options;
         match name {
             "--kubeconfig" => flags.kubeconfig = Some(PathBuf::from(value()?)),

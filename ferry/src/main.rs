@@ -114,6 +114,38 @@ pub(crate) fn seconds(value: &str) -> anyhow::Result<Duration> {
         .with_context(|| format!("{value:?} is not a duration"))
 }
 
+/// The flags of a command line, kube's style: `--name value` or `--name=value`.
+pub(crate) struct FlagArgs<'a> {
+    args: std::slice::Iter<'a, String>,
+}
+
+impl<'a> FlagArgs<'a> {
+    pub(crate) fn new(args: &'a [String]) -> FlagArgs<'a> {
+        FlagArgs { args: args.iter() }
+    }
+
+    /// The next flag's name, and its value when given after `=`.
+    pub(crate) fn next_flag(&mut self) -> Option<(&'a str, Option<&'a str>)> {
+        let arg = self.args.next()?;
+        Some(match arg.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (arg.as_str(), None),
+        })
+    }
+
+    /// The value of flag `name`: the one after `=`, else the next argument.
+    pub(crate) fn value(&mut self, name: &str, inline: Option<&str>) -> anyhow::Result<String> {
+        match inline {
+            Some(value) => Ok(value.to_owned()),
+            None => self
+                .args
+                .next()
+                .cloned()
+                .with_context(|| format!("{name} needs a value")),
+        }
+    }
+}
+
 /// A client for the apiserver named by `kubeconfig`, or by `KUBECONFIG`/`~/.kube/config`.
 pub(crate) async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
     use anyhow::Context as _;
