@@ -80,14 +80,11 @@ fn kubelet_process_runs_simulated_nodes() {
             assert_eq!(capacity["pods"].0, "20");
         }
         let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
-        let first = leases
-            .get("sim-1")
-            .await
-            .expect("sim-1's lease")
-            .spec
-            .and_then(|s| s.renew_time)
-            .expect("a renewTime")
-            .0;
+        // The first heartbeat follows registration closely, not necessarily before Ready shows.
+        let first = eventually(10, "sim-1's lease", || async {
+            Some(leases.get("sim-1").await.ok()?.spec?.renew_time?.0)
+        })
+        .await;
         eventually(10, "sim-1's lease renewed", || async {
             let renewed = leases.get("sim-1").await.ok()?.spec?.renew_time?.0;
             (renewed > first).then_some(())

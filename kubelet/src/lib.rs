@@ -6,12 +6,37 @@
 //!
 //! - `node`: what a node says about itself (Node object, status, pod CIDR, Lease); pure.
 //! - `pod`: the pod statuses of each lifecycle step and pod IP allocation; pure.
+//! - `lifecycle`: the simulated behaviour a pod asks for through annotations, and the
+//!   kubelet's answer to exiting containers (restart policy, crash-loop back-off); pure.
 //! - `run`: the process: registration, one heartbeat task and one status task for all nodes,
 //!   one pod informer whose changes drive per-pod lifecycle tasks.
+//!
+//! # Simulated behaviour
+//!
+//! Pods choose how their (simulated) containers behave with annotations under
+//! `sim.ferry.dev/`; without them a container starts after the kubelet's start-up delay, turns
+//! Ready and runs until the pod is deleted.
+//!
+//! - `sim.ferry.dev/startup-delay: 2s` — this pod's start-up delay (instead of
+//!   [`Options::pod_startup_delay`]).
+//! - `sim.ferry.dev/exit-after: 5s` and `sim.ferry.dev/exit-code: "1"` — the containers exit
+//!   with that code (default 0) each time they have run that long.
+//! - `sim.ferry.dev/readiness: "false"` — readiness never succeeds: Running, not Ready.
+//!
+//! Durations are Go's (`500ms`, `1m30s`). A bad value is ignored as if absent, with a logged
+//! warning. On an exit the kubelet follows `restartPolicy`: `Never` ends the pod `Succeeded`
+//! (exit 0, containers terminated `Completed`) or `Failed` (`Error`); `OnFailure` restarts
+//! only after a non-zero exit; `Always` (default) always restarts — `restartCount` grows,
+//! `lastState.terminated` holds the exit, and between restarts the containers wait in
+//! `CrashLoopBackOff` (`back-off 10s restarting failed container=…`) with Ready and
+//! ContainersReady False. The first restart is immediate; the back-off then starts at
+//! [`Options::crash_loop_backoff`] (10 s) and doubles up to 5 min; a container that ran more
+//! than 10 min starts over. See [`lifecycle`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub mod lifecycle;
 pub mod node;
 pub mod pod;
 mod run;
@@ -51,6 +76,8 @@ pub struct Options {
     pub pod_startup_delay: Duration,
     /// How long simulated containers take to stop on deletion (at most the grace period).
     pub pod_stop_time: Duration,
+    /// The first crash-loop back-off (the kubelet's 10 s); it doubles up to 5 min.
+    pub crash_loop_backoff: Duration,
     /// API writes in flight at once (leases, statuses, deletions).
     pub concurrency: usize,
 }
@@ -69,6 +96,7 @@ impl Default for Options {
             node_status_update_frequency: Duration::from_secs(300),
             pod_startup_delay: Duration::from_millis(500),
             pod_stop_time: Duration::from_millis(100),
+            crash_loop_backoff: Duration::from_secs(10),
             concurrency: 64,
         }
     }
@@ -111,6 +139,9 @@ impl Options {
         }
         if self.heartbeat_interval.is_zero() || self.node_status_update_frequency.is_zero() {
             return bad("the heartbeat and status intervals must be more than 0".to_owned());
+        }
+        if self.crash_loop_backoff.is_zero() {
+            return bad("the crash-loop back-off must be more than 0".to_owned());
         }
         Ok(())
     }

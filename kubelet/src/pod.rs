@@ -8,6 +8,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use serde_json::{Value, json};
 
+use crate::lifecycle::{Containers, State, Terminated, backoff_message};
 use crate::node::{Cidr, RUNTIME_SCHEME};
 
 /// The pod IPs of one node: its CIDR minus the network address, the gateway (`.1`, as the
@@ -183,10 +184,61 @@ pub fn running_status(
     ready: bool,
     now: &str,
 ) -> Value {
+    let containers = Containers {
+        state: State::Running {
+            started_at: started_at.to_owned(),
+            ready,
+        },
+        restart_count: 0,
+        last: None,
+    };
+    started_status(
+        pod,
+        host_ip,
+        pod_ip,
+        start_time,
+        started_at,
+        &containers,
+        now,
+    )
+}
+
+/// The status once the pod's sandbox and init containers are done (at `initialized_at`), its
+/// containers in `containers`' state: Running (ready or not, or waiting in
+/// `CrashLoopBackOff`), or finished — Succeeded when they exited 0, Failed otherwise.
+pub fn started_status(
+    pod: &Pod,
+    host_ip: Ipv4Addr,
+    pod_ip: Ipv4Addr,
+    start_time: &str,
+    initialized_at: &str,
+    containers: &Containers,
+    now: &str,
+) -> Value {
     let ip = pod_ip.to_string();
-    let not_ready = (!ready).then_some("ContainersNotReady");
+    let ready = matches!(containers.state, State::Running { ready: true, .. });
+    let (phase, not_ready) = match &containers.state {
+        State::Exited(exit) if exit.exit_code == 0 => ("Succeeded", Some("PodCompleted")),
+        State::Exited(_) => ("Failed", Some("PodCompleted")),
+        _ => ("Running", (!ready).then_some("ContainersNotReady")),
+    };
+    let names: Vec<&str> = self::containers(pod)
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    let unready = |type_: &str| {
+        let mut condition = condition(type_, ready, not_ready, now);
+        if not_ready == Some("ContainersNotReady") {
+            condition["message"] = json!(format!(
+                "containers with unready status: [{}]",
+                names.join(" ")
+            ));
+        }
+        condition
+    };
+    let finished = matches!(containers.state, State::Exited(_));
     let mut status = json!({
-        "phase": "Running",
+        "phase": phase,
         "hostIP": host_ip.to_string(),
         "hostIPs": [{"ip": host_ip.to_string()}],
         "podIP": ip,
@@ -194,26 +246,52 @@ pub fn running_status(
         "startTime": start_time,
         "qosClass": qos_class(pod),
         "conditions": [
-            condition("PodReadyToStartContainers", true, None, started_at),
-            condition("Initialized", true, None, started_at),
-            condition("Ready", ready, not_ready, now),
-            condition("ContainersReady", ready, not_ready, now),
+            condition("PodReadyToStartContainers", !finished, None,
+                if finished { now } else { initialized_at }),
+            condition("Initialized", true, None, initialized_at),
+            unready("Ready"),
+            unready("ContainersReady"),
             condition("PodScheduled", true, None, start_time),
         ],
-        "containerStatuses": containers(pod).iter().map(|c| {
-            let image = image(c);
-            json!({"name": c.name, "image": image,
-                   "imageID": format!("{RUNTIME_SCHEME}://{image}"),
-                   "containerID": container_id(pod, c),
-                   "ready": ready, "started": true, "restartCount": 0,
-                   "state": {"running": {"startedAt": started_at}}})
-        }).collect::<Vec<_>>(),
+        "containerStatuses": self::containers(pod).iter()
+            .map(|c| container_status(pod, c, containers)).collect::<Vec<_>>(),
     });
     if !init_containers(pod).is_empty() {
         status["initContainerStatuses"] = init_containers(pod)
             .iter()
-            .map(|c| terminated(pod, c, start_time, started_at))
+            .map(|c| terminated(pod, c, start_time, initialized_at))
             .collect();
+    }
+    status
+}
+
+fn terminated_state(pod: &Pod, container: &Container, exit: &Terminated) -> Value {
+    json!({"terminated": {"exitCode": exit.exit_code, "reason": exit.reason(),
+        "startedAt": exit.started_at, "finishedAt": exit.finished_at,
+        "containerID": container_id(pod, container)}})
+}
+
+fn container_status(pod: &Pod, container: &Container, containers: &Containers) -> Value {
+    let image = image(container);
+    let (state, ready, started) = match &containers.state {
+        State::Running { started_at, ready } => {
+            (json!({"running": {"startedAt": started_at}}), *ready, true)
+        }
+        State::BackOff { backoff } => (
+            json!({"waiting": {"reason": "CrashLoopBackOff",
+                "message": backoff_message(*backoff, &container.name, pod)}}),
+            false,
+            false,
+        ),
+        State::Exited(exit) => (terminated_state(pod, container, exit), false, false),
+    };
+    let mut status = json!({"name": container.name, "image": image,
+        "imageID": format!("{RUNTIME_SCHEME}://{image}"),
+        "containerID": container_id(pod, container),
+        "ready": ready, "started": started, "restartCount": containers.restart_count,
+        "state": state});
+    if let Some(last) = &containers.last {
+        status["lastState"] = terminated_state(pod, container, last);
     }
     status
 }
@@ -412,6 +490,83 @@ mod tests {
             let decoded: k8s_openapi::api::core::v1::PodStatus =
                 serde_json::from_value(status).expect("a valid PodStatus");
             assert!(decoded.conditions.is_some());
+        }
+    }
+
+    /// A crash loop's waiting state, the exits recorded in `lastState`, and the terminal
+    /// phases: what `kubectl get pods` turns into CrashLoopBackOff, Completed and Error.
+    #[test]
+    fn crash_loop_and_terminal_statuses() {
+        let pod = pod(json!({"containers": [{"name": "app", "image": "busybox"},
+                                            {"name": "side", "image": "busybox"}]}));
+        let host = Ipv4Addr::new(172, 20, 0, 2);
+        let ip = Ipv4Addr::new(10, 244, 0, 2);
+        let now = "2026-01-01T00:00:00Z";
+        let exit = |exit_code| Terminated {
+            exit_code,
+            started_at: "2026-01-01T00:00:00Z".to_owned(),
+            finished_at: "2026-01-01T00:00:01Z".to_owned(),
+        };
+        let backing_off = Containers {
+            state: State::BackOff {
+                backoff: Duration::from_secs(20),
+            },
+            restart_count: 2,
+            last: Some(exit(1)),
+        };
+        let status = started_status(&pod, host, ip, now, now, &backing_off, now);
+        assert_eq!(status["phase"], "Running");
+        let app = &status["containerStatuses"][0];
+        assert_eq!(app["restartCount"], 2);
+        assert_eq!(app["ready"], false);
+        assert_eq!(app["state"]["waiting"]["reason"], "CrashLoopBackOff");
+        assert_eq!(
+            app["state"]["waiting"]["message"],
+            "back-off 20s restarting failed container=app pod=p_default(u-1)"
+        );
+        assert_eq!(app["lastState"]["terminated"]["exitCode"], 1);
+        assert_eq!(app["lastState"]["terminated"]["reason"], "Error");
+        for type_ in [2, 3] {
+            let condition = &status["conditions"][type_];
+            assert_eq!(condition["status"], "False");
+            assert_eq!(condition["reason"], "ContainersNotReady");
+            assert_eq!(
+                condition["message"],
+                "containers with unready status: [app side]"
+            );
+        }
+        let restarted = Containers {
+            state: State::Running {
+                started_at: now.to_owned(),
+                ready: true,
+            },
+            restart_count: 3,
+            last: Some(exit(1)),
+        };
+        let running = started_status(&pod, host, ip, now, now, &restarted, now);
+        assert_eq!(
+            running["containerStatuses"][1]["state"]["running"]["startedAt"],
+            now
+        );
+        assert_eq!(running["conditions"][2]["status"], "True");
+        let mut statuses = vec![status, running];
+        for (code, phase, reason) in [(0, "Succeeded", "Completed"), (3, "Failed", "Error")] {
+            let done = Containers {
+                state: State::Exited(exit(code)),
+                restart_count: 0,
+                last: None,
+            };
+            let status = started_status(&pod, host, ip, now, now, &done, now);
+            assert_eq!(status["phase"], phase);
+            let terminated = &status["containerStatuses"][0]["state"]["terminated"];
+            assert_eq!(terminated["exitCode"], code);
+            assert_eq!(terminated["reason"], reason);
+            assert_eq!(status["conditions"][2]["reason"], "PodCompleted");
+            statuses.push(status);
+        }
+        for status in statuses {
+            let _: k8s_openapi::api::core::v1::PodStatus =
+                serde_json::from_value(status).expect("a valid PodStatus");
         }
     }
 

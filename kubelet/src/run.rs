@@ -20,6 +20,9 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio::task::AbortHandle;
 
+use crate::lifecycle::{
+    self, Behaviour, Containers, CrashLoop, Decision, RestartPolicy, State, Terminated,
+};
 use crate::node::{self, Cidr, LEASE_NAMESPACE};
 use crate::pod::{self, IpPool};
 use crate::{Error, Options};
@@ -408,7 +411,7 @@ impl Pods {
                 Arc::clone(pod),
                 node.host_ip,
                 tracked.ip,
-                self.options.pod_startup_delay,
+                Arc::clone(&self.options),
                 Arc::clone(&self.writes),
             ));
             tracked.task = Some(task.abort_handle());
@@ -445,17 +448,24 @@ async fn write_status(api: &Api<Pod>, name: &str, status: Value, writes: &Semaph
         .is_some()
 }
 
-/// Pending → (start-up delay) → Running → (readiness delay) → Ready.
+/// Pending → (start-up delay) → Running → (readiness delay) → Ready, as the pod's
+/// simulated-behaviour annotations ask: then, when the containers exit, what the restart
+/// policy says — the terminal phase, or a restart (after a `CrashLoopBackOff` wait) and the
+/// same again.
 async fn lifecycle(
     client: Client,
     pod: Arc<Pod>,
     host_ip: Ipv4Addr,
     ip: Option<Ipv4Addr>,
-    startup_delay: Duration,
+    options: Arc<Options>,
     writes: Arc<Semaphore>,
 ) {
     let api = pods_api(&client, &pod);
     let name = pod.metadata.name.clone().unwrap_or_default();
+    let (behaviour, warnings) = Behaviour::parse(&pod);
+    for warning in warnings {
+        tracing::warn!(pod = %pod_key(&pod), "{warning}");
+    }
     let (now, _) = node::now_strings();
     let start_time = pod
         .status
@@ -469,27 +479,90 @@ async fn lifecycle(
     let Some(ip) = ip else {
         return;
     };
-    tokio::time::sleep(startup_delay).await;
-    let (started_at, _) = node::now_strings();
-    let readiness = pod::readiness_delay(&pod);
-    if !readiness.is_zero() {
-        let running = pod::running_status(
+    tokio::time::sleep(behaviour.startup_delay.unwrap_or(options.pod_startup_delay)).await;
+    let (initialized_at, _) = node::now_strings();
+    let readiness = behaviour.ready.then(|| pod::readiness_delay(&pod));
+    let policy = RestartPolicy::of(&pod);
+    let mut backoff = CrashLoop::new(options.crash_loop_backoff);
+    let mut containers = Containers {
+        state: State::Running {
+            started_at: initialized_at.clone(),
+            ready: false,
+        },
+        restart_count: 0,
+        last: None,
+    };
+    let status = |containers: &Containers| {
+        let (now, _) = node::now_strings();
+        pod::started_status(
             &pod,
             host_ip,
             ip,
             &start_time,
-            &started_at,
-            false,
-            &started_at,
-        );
-        if !write_status(&api, &name, running, &writes).await {
+            &initialized_at,
+            containers,
+            &now,
+        )
+    };
+    loop {
+        // The containers run: not ready until the readiness delay has passed (never when
+        // readiness fails), until they exit (never without `exit-after`).
+        let (started_at, _) = node::now_strings();
+        let started = tokio::time::Instant::now();
+        // (An instant beyond the clock's range: never.)
+        let exit_at = behaviour
+            .exit
+            .and_then(|exit| started.checked_add(exit.after));
+        let ready_at = readiness.and_then(|delay| started.checked_add(delay));
+        let becomes_ready = ready_at.filter(|at| exit_at.is_none_or(|exit| *at < exit));
+        containers.state = State::Running {
+            started_at: started_at.clone(),
+            ready: becomes_ready.is_some_and(|at| at <= started),
+        };
+        if !write_status(&api, &name, status(&containers), &writes).await {
             return;
         }
-        tokio::time::sleep(readiness).await;
+        if let Some(at) = becomes_ready.filter(|at| *at > started) {
+            tokio::time::sleep_until(at).await;
+            containers.state = State::Running {
+                started_at: started_at.clone(),
+                ready: true,
+            };
+            if !write_status(&api, &name, status(&containers), &writes).await {
+                return;
+            }
+        }
+        let (Some(exit), Some(exit_at)) = (behaviour.exit, exit_at) else {
+            return;
+        };
+        tokio::time::sleep_until(exit_at).await;
+        let (finished_at, _) = node::now_strings();
+        let ran = started.elapsed();
+        let terminated = Terminated {
+            exit_code: exit.code,
+            started_at,
+            finished_at,
+        };
+        match lifecycle::on_exit(policy, exit.code, ran, &backoff) {
+            Decision::Finished { .. } => {
+                containers.state = State::Exited(terminated);
+                write_status(&api, &name, status(&containers), &writes).await;
+                return;
+            }
+            Decision::Restart { wait } => {
+                containers.last = Some(terminated);
+                if !wait.is_zero() {
+                    containers.state = State::BackOff { backoff: wait };
+                    if !write_status(&api, &name, status(&containers), &writes).await {
+                        return;
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+                backoff.restarted(ran);
+                containers.restart_count += 1;
+            }
+        }
     }
-    let (now, _) = node::now_strings();
-    let ready = pod::running_status(&pod, host_ip, ip, &start_time, &started_at, true, &now);
-    write_status(&api, &name, ready, &writes).await;
 }
 
 /// Graceful deletion: the containers stop (within the grace period, in the simulated stop

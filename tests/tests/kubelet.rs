@@ -1,7 +1,8 @@
 //! The simulated kubelet against a real apiserver, with the scheduler and the controller-manager
 //! in this process as their `ferry` subcommands run them: what a user sees through kubectl —
 //! nodes Ready, rollouts completing, pods with IPs from their node's CIDR, graceful deletion
-//! finished by the kubelet.
+//! finished by the kubelet, and the simulated behaviour pods ask for through `sim.ferry.dev/`
+//! annotations (exits, crash loops, failing readiness, start-up delays).
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
@@ -28,6 +29,7 @@ fn start_kubelet(client: &Client, nodes: usize) {
         node_names: kubelet::Options::numbered_nodes("node", nodes),
         heartbeat_interval: Duration::from_secs(1),
         pod_startup_delay: Duration::from_millis(200),
+        crash_loop_backoff: Duration::from_secs(1),
         ..kubelet::Options::default()
     };
     let client = client.clone();
@@ -368,5 +370,247 @@ fn existing_node_is_reused() {
         .await;
         let cidr = Cidr::parse("10.99.7.0/24").expect("a CIDR");
         assert!(cidr.contains(ip), "{ip} outside {cidr}");
+    });
+}
+
+/// `kubectl get pods NAME` (1.33, the server's Table): its STATUS and RESTARTS columns.
+fn status_and_restarts(server: &TestApiServer, name: &str) -> (String, String) {
+    let out = server.kubectl_ok("1.33", &["get", "pods", name, "--no-headers"]);
+    let columns: Vec<&str> = out.split_whitespace().collect();
+    // NAME READY STATUS RESTARTS [(AGO ago)] AGE
+    let restarts = columns.get(3).copied().unwrap_or_default();
+    (
+        columns.get(2).copied().unwrap_or_default().to_owned(),
+        restarts.to_owned(),
+    )
+}
+
+const CRASH: &str = "\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: crash
+  namespace: NS
+  annotations:
+    sim.ferry.dev/exit-after: 1s
+    sim.ferry.dev/exit-code: \"1\"
+spec:
+  nodeName: node-0
+  containers:
+  - name: app
+    image: busybox:1.36
+";
+
+/// A pod whose container exits 1 after 1 s with `restartPolicy: Always` (the default) crash
+/// loops: restarts grow, `kubectl get pods` shows `CrashLoopBackOff` and the restarts, the
+/// container waits with the kubelet's back-off message, its last exit in `lastState`, and the
+/// pod is not Ready meanwhile.
+#[test]
+fn crash_loop_shows_in_kubectl_get_pods() {
+    let server = TestApiServer::start(Backend::Embedded);
+    runtime().block_on(async {
+        let client = kube_client(&server).await;
+        start_kubelet(&client, 1);
+        let manifest = server.write_manifest("crash.yaml", CRASH, "default");
+        server.kubectl_ok("1.33", &["apply", "-f", &manifest]);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+
+        // The container's status while it backs off.
+        let pod = eventually(30, "the container in CrashLoopBackOff", || async {
+            let pod = pods.get("crash").await.ok()?;
+            let waiting = pod
+                .status
+                .as_ref()?
+                .container_statuses
+                .as_ref()?
+                .first()?
+                .state
+                .as_ref()?
+                .waiting
+                .as_ref()?;
+            (waiting.reason.as_deref() == Some("CrashLoopBackOff")).then_some(pod)
+        })
+        .await;
+        let uid = pod.metadata.uid.clone().expect("a uid");
+        let status = pod.status.expect("a status");
+        assert_eq!(status.phase.as_deref(), Some("Running"));
+        let app = &status.container_statuses.expect("container statuses")[0];
+        assert!(app.restart_count >= 1, "{app:?}");
+        assert!(!app.ready);
+        let waiting = app
+            .state
+            .as_ref()
+            .and_then(|s| s.waiting.as_ref())
+            .expect("waiting");
+        let message = waiting.message.as_deref().unwrap_or_default();
+        assert!(
+            message.starts_with("back-off 1s restarting failed container=app ")
+                || message.starts_with("back-off 2s restarting failed container=app "),
+            "{message}"
+        );
+        assert!(
+            message.ends_with(&format!(" pod=crash_default({uid})")),
+            "{message}"
+        );
+        let last = app
+            .last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .expect("lastState.terminated");
+        assert_eq!(last.exit_code, 1);
+        assert_eq!(last.reason.as_deref(), Some("Error"));
+        for type_ in ["Ready", "ContainersReady"] {
+            let condition = status
+                .conditions
+                .as_ref()
+                .and_then(|c| c.iter().find(|c| c.type_ == type_))
+                .expect(type_);
+            assert_eq!(condition.status, "False", "{condition:?}");
+            assert_eq!(condition.reason.as_deref(), Some("ContainersNotReady"));
+        }
+
+        // What the user sees: CrashLoopBackOff with the restarts (and when the last was).
+        let (status, restarts) = eventually(30, "CrashLoopBackOff in kubectl get pods", || {
+            let (status, restarts) = status_and_restarts(&server, "crash");
+            let count: u32 = restarts.parse().unwrap_or(0);
+            async move { (status == "CrashLoopBackOff" && count >= 2).then_some((status, restarts)) }
+        })
+        .await;
+        assert_eq!(status, "CrashLoopBackOff");
+        let out = server.kubectl_ok("1.33", &["get", "pods", "crash"]);
+        assert!(out.contains(" ago)"), "the last restart's age: {out}");
+        assert!(restarts.parse::<u32>().expect("a count") >= 2);
+    });
+}
+
+const NEVER: &str = "\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: NAME
+  namespace: default
+  annotations:
+    sim.ferry.dev/exit-after: 1s
+    sim.ferry.dev/exit-code: \"CODE\"
+spec:
+  nodeName: node-0
+  restartPolicy: Never
+  containers:
+  - name: app
+    image: busybox:1.36
+";
+
+/// `restartPolicy: Never` pods whose containers exit: exit 0 ends `Completed` (phase
+/// Succeeded), exit 3 ends `Error` (phase Failed); neither restarts.
+#[test]
+fn never_restarting_pods_end_completed_or_error() {
+    let server = TestApiServer::start(Backend::Embedded);
+    runtime().block_on(async {
+        let client = kube_client(&server).await;
+        start_kubelet(&client, 1);
+        for (name, code) in [("done", "0"), ("fails", "3")] {
+            let text = NEVER.replace("NAME", name).replace("CODE", code);
+            let manifest = server.write_manifest(&format!("{name}.yaml"), &text, "default");
+            server.kubectl_ok("1.33", &["apply", "-f", &manifest]);
+        }
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+        for (name, code, phase, reason) in [
+            ("done", 0, "Succeeded", "Completed"),
+            ("fails", 3, "Failed", "Error"),
+        ] {
+            let (status, restarts) = eventually(20, &format!("{name} {reason}"), || {
+                let (status, restarts) = status_and_restarts(&server, name);
+                async move { (status == reason).then_some((status, restarts)) }
+            })
+            .await;
+            assert_eq!((status.as_str(), restarts.as_str()), (reason, "0"));
+            let pod = pods.get(name).await.expect("the pod");
+            let status = pod.status.expect("a status");
+            assert_eq!(status.phase.as_deref(), Some(phase));
+            let app = &status.container_statuses.expect("container statuses")[0];
+            let terminated = app
+                .state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .expect("terminated");
+            assert_eq!(terminated.exit_code, code);
+            assert_eq!(terminated.reason.as_deref(), Some(reason));
+            assert_eq!(app.restart_count, 0);
+            assert!(!app.ready);
+        }
+        // Finished for good: no restart later.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        for (name, reason) in [("done", "Completed"), ("fails", "Error")] {
+            assert_eq!(
+                status_and_restarts(&server, name),
+                (reason.to_owned(), "0".to_owned())
+            );
+        }
+    });
+}
+
+const UNREADY: &str = "\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: unready
+  namespace: NS
+  annotations:
+    sim.ferry.dev/readiness: \"false\"
+    sim.ferry.dev/startup-delay: 2s
+spec:
+  nodeName: node-0
+  containers:
+  - name: app
+    image: busybox:1.36
+";
+
+/// `readiness: "false"`: the pod runs but never turns Ready (READY 0/1, STATUS Running); its
+/// own start-up delay (2 s) replaces the kubelet's (200 ms here).
+#[test]
+fn failing_readiness_stays_running_and_not_ready() {
+    let server = TestApiServer::start(Backend::Embedded);
+    runtime().block_on(async {
+        let client = kube_client(&server).await;
+        start_kubelet(&client, 1);
+        let manifest = server.write_manifest("unready.yaml", UNREADY, "default");
+        server.kubectl_ok("1.33", &["apply", "-f", &manifest]);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+        let running = || async {
+            let pod = pods.get("unready").await.ok()?;
+            (pod.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(pod)
+        };
+        let pod = eventually(20, "the pod Running", running).await;
+        let status = pod.status.expect("a status");
+        let start = status.start_time.expect("a startTime").0;
+        let app = &status.container_statuses.expect("container statuses")[0];
+        let started = app
+            .state
+            .as_ref()
+            .and_then(|s| s.running.as_ref())
+            .and_then(|r| r.started_at.as_ref())
+            .expect("running")
+            .0;
+        assert!(
+            started.duration_since(start) >= jiff::SignedDuration::from_secs(2),
+            "started {started}, pod started {start}: the annotation's start-up delay"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let pod = pods.get("unready").await.expect("the pod");
+        let status = pod.status.expect("a status");
+        assert_eq!(status.phase.as_deref(), Some("Running"));
+        for type_ in ["Ready", "ContainersReady"] {
+            let condition = status
+                .conditions
+                .as_ref()
+                .and_then(|c| c.iter().find(|c| c.type_ == type_))
+                .expect(type_);
+            assert_eq!(condition.status, "False", "{condition:?}");
+        }
+        let app = &status.container_statuses.expect("container statuses")[0];
+        assert!(!app.ready && app.started == Some(true), "{app:?}");
+        let out = server.kubectl_ok("1.33", &["get", "pods", "unready", "--no-headers"]);
+        let columns: Vec<&str> = out.split_whitespace().collect();
+        assert_eq!(&columns[1..4], ["0/1", "Running", "0"], "{out}");
     });
 }
