@@ -11,6 +11,7 @@
 //!   `field.Error`-style field errors.
 //! - [`quantity`]: resource quantities (`100m`, `64Mi`, `1e3`), parsed exactly, compared by value
 //!   and printed canonically.
+//! - [`taints`]: whether a toleration tolerates a taint.
 //! - [`yaml`]: YAML (multi-document) to JSON values.
 //!
 //! Typed objects come from `k8s-openapi` (re-exported as [`k8s`]); the store keeps JSON and
@@ -23,5 +24,6 @@ pub mod keys;
 pub mod labels;
 pub mod quantity;
 pub mod registry;
+pub mod taints;
 pub mod validation;
 pub mod yaml;

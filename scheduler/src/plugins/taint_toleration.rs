@@ -1,33 +1,13 @@
 //! `TaintToleration`: a node's `NoSchedule` and `NoExecute` taints keep out pods that do not
 //! tolerate them (`PreferNoSchedule` only scores).
 
-use k8s_openapi::api::core::v1::{Pod, Taint, Toleration};
+use k8s_openapi::api::core::v1::{Pod, Taint};
 
 use crate::framework::{NodeInfo, Status};
 
 pub const NAME: &str = "TaintToleration";
 
-/// `Toleration.ToleratesTaint`.
-pub fn toleration_matches(t: &Toleration, taint: &Taint) -> bool {
-    if let Some(effect) = t.effect.as_deref().filter(|e| !e.is_empty())
-        && effect != taint.effect
-    {
-        return false;
-    }
-    let key = t.key.as_deref().unwrap_or_default();
-    if !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match t.operator.as_deref().unwrap_or("Equal") {
-        // An empty key with Exists tolerates everything.
-        "Exists" => true,
-        "Equal" | "" => {
-            t.value.as_deref().unwrap_or_default() == taint.value.as_deref().unwrap_or_default()
-                && !key.is_empty()
-        }
-        _ => false,
-    }
-}
+pub use api_types::taints::tolerates as toleration_matches;
 
 pub fn tolerates(pod: &Pod, taint: &Taint) -> bool {
     pod.spec
