@@ -9,15 +9,20 @@
 //! - [`garbagecollector`]: deletes what lost its owners; foreground and orphan deletion.
 //! - [`namespace`]: empties Terminating namespaces and lets them go.
 //! - [`endpoints`]: an Endpoints object per Service with a selector.
+//! - [`nodelifecycle`]: marks silent nodes Unknown, taints unhealthy nodes and evicts their pods
+//!   (taint-based eviction), rate-limited per zone.
+//! - [`nodeipam`]: a pod CIDR per node from `--cluster-cidr`.
 //!
 //! Built so far: the runtime (with an event recorder), leader election, the ReplicaSet,
-//! Deployment, namespace and endpoints controllers and the garbage collector. Not built yet (see
-//! ARCHITECTURE.md): the node-lifecycle controller.
+//! Deployment, namespace, endpoints, node-lifecycle and node IPAM controllers and the garbage
+//! collector.
 
 pub mod deployment;
 pub mod endpoints;
 pub mod garbagecollector;
 pub mod namespace;
+pub mod nodeipam;
+pub mod nodelifecycle;
 pub mod pods;
 pub mod replicaset;
 
@@ -35,6 +40,8 @@ pub const CONTROLLERS: &[&str] = &[
     "endpoint",
     "garbagecollector",
     "namespace",
+    "nodeipam",
+    "nodelifecycle",
     "replicaset",
 ];
 
@@ -52,6 +59,11 @@ pub struct Options {
     pub replicaset_workers: usize,
     /// Workers of the Deployment controller (`--concurrent-deployment-syncs`, 5 by default).
     pub deployment_workers: usize,
+    /// The node-lifecycle controller's timings and rates.
+    pub node_lifecycle: nodelifecycle::Options,
+    /// `--allocate-node-cidrs`: the node IPAM's range (`--cluster-cidr`) and block size
+    /// (`--node-cidr-mask-size`); `None` leaves podCIDRs alone.
+    pub allocate_node_cidrs: Option<(String, u8)>,
 }
 
 impl Default for Options {
@@ -63,6 +75,8 @@ impl Default for Options {
             controllers: CONTROLLERS.iter().map(|c| (*c).to_owned()).collect(),
             replicaset_workers: 5,
             deployment_workers: 5,
+            node_lifecycle: nodelifecycle::Options::default(),
+            allocate_node_cidrs: None,
         }
     }
 }
@@ -71,6 +85,8 @@ impl Default for Options {
 pub enum Error {
     #[error("unknown controller {0:?} (this build has: {list})", list = CONTROLLERS.join(", "))]
     UnknownController(String),
+    #[error("--cluster-cidr: {0}")]
+    Cidr(#[from] nodeipam::CidrError),
     #[error("lost the leader lease; stopping")]
     LostLease,
 }
@@ -87,6 +103,11 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
             return Err(Error::UnknownController(name.clone()));
         }
     }
+    let allocator = options
+        .allocate_node_cidrs
+        .as_ref()
+        .map(|(cidr, mask)| nodeipam::Allocator::new(cidr, *mask))
+        .transpose()?;
     let mut elected = if options.leader_elect {
         let candidate = leader::Candidate::new(
             client.clone(),
@@ -99,7 +120,7 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
     } else {
         None
     };
-    let controllers = start(client, &options);
+    let controllers = start(client, &options, allocator);
     match &mut elected {
         Some(elected) => {
             tokio::select! {
@@ -115,7 +136,7 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
 }
 
 /// The selected controllers, over shared informers (started once, for whoever needs them).
-async fn start(client: Client, options: &Options) {
+async fn start(client: Client, options: &Options, allocator: Option<nodeipam::Allocator>) {
     let wants = |name: &str| options.controllers.iter().any(|c| c == name);
     let mut tasks = tokio::task::JoinSet::new();
     let replicasets = runtime::Informer::<ReplicaSet>::start(client.clone());
@@ -152,6 +173,24 @@ async fn start(client: Client, options: &Options) {
         let namespaces =
             runtime::Informer::<k8s_openapi::api::core::v1::Namespace>::start(client.clone());
         tasks.spawn(namespace::Controller::run(client.clone(), namespaces, 5));
+    }
+    let wants_ipam = wants("nodeipam") && allocator.is_some();
+    let nodes = (wants("nodelifecycle") || wants_ipam)
+        .then(|| runtime::Informer::<k8s_openapi::api::core::v1::Node>::start(client.clone()));
+    if let Some(nodes) = &nodes {
+        if wants("nodelifecycle") {
+            use k8s_openapi::api::coordination::v1::Lease;
+            tasks.spawn(nodelifecycle::Controller::run(
+                client.clone(),
+                Arc::clone(nodes),
+                runtime::Informer::<Lease>::start(client.clone()),
+                Arc::clone(&pods),
+                options.node_lifecycle,
+            ));
+        }
+        if let Some(allocator) = allocator.filter(|_| wants_ipam) {
+            tasks.spawn(nodeipam::run(client.clone(), Arc::clone(nodes), allocator));
+        }
     }
     if wants("garbagecollector") {
         tasks.spawn(garbagecollector::Collector::run(client.clone(), 20));
