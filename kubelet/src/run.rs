@@ -238,31 +238,76 @@ async fn renew(leases: &Api<Lease>, name: &str) {
 }
 
 /// Writes every node's full status each status update period (the heartbeat times of its
-/// conditions); nothing a simulated node reports changes in between.
+/// conditions); nothing a simulated node reports changes in between. A node someone else marked
+/// not Ready (the node-lifecycle controller's Unknown after a silence) is written again at once,
+/// as the kubelet's status loop corrects an apiserver copy that differs from what it reports.
 async fn status_updates(client: Client, nodes: Arc<Vec<Registered>>, options: Arc<Options>) {
-    let api: Api<Node> = Api::all(client);
+    let api: Api<Node> = Api::all(client.clone());
+    let informer = Informer::<Node>::start(client);
+    let mut changes = Some(informer.subscribe());
+    let index: HashMap<String, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.clone(), i))
+        .collect();
     let period = options.node_status_update_frequency;
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticker.tick().await;
-        futures::stream::iter(0..nodes.len())
-            .for_each_concurrent(options.concurrency.max(1), |index| {
-                let (api, options, nodes) = (api.clone(), Arc::clone(&options), Arc::clone(&nodes));
-                async move {
-                    let node = &nodes[index];
-                    let (now, _) = node::now_strings();
-                    let status = json!({"status": node::status(
-                        &node.name, node.index, &options, &now, &node.since)});
-                    if let Err(error) = api
-                        .patch_status(&node.name, &patch_params(), &Patch::Merge(&status))
-                        .await
-                    {
-                        tracing::warn!(node = node.name, %error, "cannot update the node status");
+        let change = match changes.as_mut() {
+            Some(subscription) => tokio::select! {
+                _ = ticker.tick() => None,
+                change = subscription.next() => match change {
+                    Some(change) => Some(change),
+                    None => {
+                        changes = None;
+                        continue;
                     }
+                },
+            },
+            None => {
+                ticker.tick().await;
+                None
+            }
+        };
+        match change {
+            None => {
+                futures::stream::iter(0..nodes.len())
+                    .for_each_concurrent(options.concurrency.max(1), |i| {
+                        write_node_status(&api, &nodes[i], &options)
+                    })
+                    .await;
+            }
+            Some(Change::Applied(seen)) => {
+                let name = seen.metadata.name.as_deref().unwrap_or_default();
+                if let Some(&i) = index.get(name)
+                    && !reports_ready(&seen)
+                {
+                    write_node_status(&api, &nodes[i], &options).await;
                 }
-            })
-            .await;
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+/// Whether the Node shows what this kubelet reports: Ready=True.
+fn reports_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+async fn write_node_status(api: &Api<Node>, node: &Registered, options: &Options) {
+    let (now, _) = node::now_strings();
+    let status = json!({"status": node::status(
+        &node.name, node.index, options, &now, &node.since)});
+    if let Err(error) = api
+        .patch_status(&node.name, &patch_params(), &Patch::Merge(&status))
+        .await
+    {
+        tracing::warn!(node = node.name, %error, "cannot update the node status");
     }
 }
 

@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
-use kube::api::Api;
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::watcher;
 use kubelet::node::Cidr;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tests::apiserver::{Backend, TestApiServer};
 use tests::cluster::{eventually, kube_client};
 
@@ -612,5 +612,46 @@ fn failing_readiness_stays_running_and_not_ready() {
         let out = server.kubectl_ok("1.33", &["get", "pods", "unready", "--no-headers"]);
         let columns: Vec<&str> = out.split_whitespace().collect();
         assert_eq!(&columns[1..4], ["0/1", "Running", "0"], "{out}");
+    });
+}
+
+#[test]
+fn a_node_marked_unknown_is_reported_ready_again_at_once() {
+    let server = TestApiServer::start(Backend::Embedded);
+    runtime().block_on(async {
+        let client = kube_client(&server).await;
+        // The status update period is 5 minutes: only the correction can be this quick.
+        start_kubelet(&client, 1);
+        let nodes: Api<Node> = Api::all(client.clone());
+        let ready_status = |node: &Node| {
+            node.status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .find(|c| c.type_ == "Ready")
+                .map(|c| c.status.clone())
+        };
+        eventually(20, "node-0 Ready", || async {
+            (ready_status(&nodes.get("node-0").await.ok()?)? == "True").then_some(())
+        })
+        .await;
+        // What the node-lifecycle controller writes after a silence.
+        let unknown = json!({"status": {"conditions": [{"type": "Ready", "status": "Unknown",
+            "reason": "NodeStatusUnknown", "message": "Kubelet stopped posting node status."}]}});
+        nodes
+            .patch_status("node-0", &PatchParams::default(), &Patch::Merge(&unknown))
+            .await
+            .expect("mark node-0 Unknown");
+        let started = std::time::Instant::now();
+        eventually(10, "node-0 Ready again", || async {
+            (ready_status(&nodes.get("node-0").await.ok()?)? == "True").then_some(())
+        })
+        .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "corrected after {:?}",
+            started.elapsed()
+        );
     });
 }
