@@ -1,8 +1,8 @@
 //! Node failure end to end, every component a `ferry` process (timers shortened by flags): a
 //! Deployment on three `ferry kubelet` nodes; one kubelet is SIGKILLed → its node goes Unknown
 //! and tainted, its pods are evicted once their tolerations run out and replaced on the other
-//! nodes; the kubelet comes back → the node is Ready and untainted again. (Many nodes failing at
-//! once is checked against the controller in `tests/tests/node_lifecycle.rs`.)
+//! nodes; the kubelet comes back → the node is Ready and untainted again. Four of five kubelets
+//! killed at once → at most one node's pods are evicted (Kubernetes' disruption rule).
 
 use std::process::{Child, Command, Stdio};
 
@@ -181,5 +181,74 @@ fn a_killed_kubelets_pods_move_and_its_node_recovers() {
             (all.items.len() == 3).then_some(())
         })
         .await;
+    });
+}
+
+/// Most of the nodes die at once with kube's default eviction rate (0.1 nodes/s, a burst of one):
+/// the first node noticed may be evicted before the zone counts as disrupted, but then the zone
+/// is (more than two and at least 55 % of its nodes unhealthy, in a cluster of at most 50
+/// nodes: secondary rate 0) and no other node's pods are evicted, however long it lasts.
+#[test]
+fn most_nodes_dying_at_once_evict_at_most_one_node() {
+    let server = TestApiServer::start(Backend::Embedded);
+    let _manager = ferry(
+        &server,
+        &[
+            "controller-manager",
+            "--node-monitor-period=1s",
+            "--node-monitor-grace-period=3s",
+        ],
+    );
+    let _scheduler = ferry(&server, &["scheduler", "--bind-address="]);
+    let names = ["node-0", "node-1", "node-2", "node-3", "node-4"];
+    let mut kubelets: Vec<Option<Process>> =
+        names.iter().map(|n| Some(kubelet(&server, n))).collect();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = kube_client(&server).await;
+        let nodes: Api<Node> = Api::all(client.clone());
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+        for name in names {
+            eventually(30, &format!("{name} Ready"), || async {
+                (ready(&nodes.get(name).await.ok()?) == "True").then_some(())
+            })
+            .await;
+        }
+        let manifest = server.write_manifest("web.yaml", DEPLOYMENT, "default");
+        server.kubectl_ok("1.33", &["apply", "-f", &manifest]);
+        server.kubectl_ok("1.33", &["scale", "deployment/web", "--replicas=10"]);
+        server.kubectl_ok(
+            "1.33",
+            &["rollout", "status", "deployment/web", "--timeout=60s"],
+        );
+        let before = live_pods(&pods).await;
+        let doomed = &names[1..];
+        for (i, process) in kubelets.iter_mut().enumerate().skip(1) {
+            assert_eq!(names[i], doomed[i - 1]);
+            drop(process.take());
+        }
+        for name in doomed {
+            eventually(20, &format!("{name} Unknown"), || async {
+                (ready(&nodes.get(name).await.ok()?) == "Unknown").then_some(())
+            })
+            .await;
+        }
+        // Past the grace period, the pods' 2 s tolerations and the 10 s the default rate puts
+        // between two nodes' evictions: only the zone rule keeps the others.
+        tokio::time::sleep(std::time::Duration::from_secs(14)).await;
+        let after = live_pods(&pods).await;
+        let evicted: Vec<&str> = doomed
+            .iter()
+            .copied()
+            .filter(|node| {
+                before
+                    .iter()
+                    .any(|(pod, n)| n == node && !after.iter().any(|(p, _)| p == pod))
+            })
+            .collect();
+        assert!(
+            evicted.len() <= 1,
+            "no mass eviction: pods evicted from {evicted:?}; before {before:?}, after {after:?}"
+        );
     });
 }
