@@ -157,32 +157,8 @@ async fn create_all(
     clients: usize,
     body: fn(usize) -> Bytes,
 ) -> Result<f64> {
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..clients.min(n) {
-        let mut sender = ferry.http1().await?;
-        let (next, path) = (next.clone(), path.to_owned());
-        tasks.spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    return Ok::<(), anyhow::Error>(());
-                }
-                let (status, response) =
-                    send(&mut sender, request("POST", &path, body(i))?).await?;
-                ensure!(
-                    status == 201,
-                    "create failed with {status}: {}",
-                    String::from_utf8_lossy(&response)
-                );
-            }
-        });
-    }
-    while let Some(result) = tasks.join_next().await {
-        result??;
-    }
-    Ok(n as f64 / started.elapsed().as_secs_f64())
+    let (first, last) = common::create_many(ferry, path, n, clients, body).await?;
+    Ok(n as f64 / last.duration_since(first).as_secs_f64())
 }
 
 /// The `continue` token in a list response, if any (a substring search: pods never contain it).

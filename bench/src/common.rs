@@ -13,6 +13,7 @@ use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -226,16 +227,7 @@ impl Ferry {
 
     /// The server's resident set size (`VmRSS` in `/proc/<pid>/status`), in MB (10^6 bytes).
     pub fn rss_mb(&self) -> Result<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
-        let kb: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .context("no VmRSS line")?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()?;
-        Ok(kb * 1024.0 / 1e6)
+        rss_mb(self.pid())
     }
 
     /// A TLS connection to the server (server name `localhost`).
@@ -311,4 +303,58 @@ pub async fn wait_until(at: Instant) -> Instant {
     }
     tokio::time::sleep_until(at.into()).await;
     Instant::now()
+}
+
+/// The VmRSS of a process, in MB (10^6 bytes).
+pub fn rss_mb(pid: u32) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .context("no VmRSS line")?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()?;
+    Ok(kb * 1024.0 / 1e6)
+}
+
+/// POSTs `n` bodies `body(i)` to `path` from `clients` keep-alive connections, opened before the
+/// clock starts; returns (the first send, the last acknowledgement).
+pub async fn create_many(
+    ferry: &Ferry,
+    path: &str,
+    n: usize,
+    clients: usize,
+    body: fn(usize) -> Bytes,
+) -> Result<(Instant, Instant)> {
+    let mut senders = Vec::new();
+    for _ in 0..clients.min(n) {
+        senders.push(ferry.http1().await?);
+    }
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for mut sender in senders {
+        let (next, path) = (next.clone(), path.to_owned());
+        tasks.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<(), anyhow::Error>(());
+                }
+                let (status, response) =
+                    send(&mut sender, request("POST", &path, body(i))?).await?;
+                ensure!(
+                    status == 201,
+                    "POST {path}: {status}: {}",
+                    String::from_utf8_lossy(&response)
+                );
+            }
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result??;
+    }
+    Ok((started, Instant::now()))
 }

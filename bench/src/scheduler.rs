@@ -64,7 +64,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use bytes::Bytes;
-use common::{Ferry, median, percentile, request, send};
+use common::{Ferry, create_many, median, percentile, request, rss_mb, send};
 use http_body_util::{BodyExt as _, Full};
 use serde_json::Value;
 use tests::etcd::EtcdServer;
@@ -219,46 +219,6 @@ fn items(list: &Value) -> Result<&Vec<Value>> {
 
 fn node_name(pod: &Value) -> Option<&str> {
     pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty())
-}
-
-/// POSTs `n` bodies `body(i)` to `path` from `clients` keep-alive connections, opened before the
-/// clock starts; returns (the first send, the last acknowledgement).
-async fn create_many(
-    ferry: &Ferry,
-    path: &str,
-    n: usize,
-    clients: usize,
-    body: fn(usize) -> Bytes,
-) -> Result<(Instant, Instant)> {
-    let mut senders = Vec::new();
-    for _ in 0..clients.min(n) {
-        senders.push(ferry.http1().await?);
-    }
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for mut sender in senders {
-        let (next, path) = (next.clone(), path.to_owned());
-        tasks.spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    return Ok::<(), anyhow::Error>(());
-                }
-                let (status, response) =
-                    send(&mut sender, request("POST", &path, body(i))?).await?;
-                ensure!(
-                    status == 201,
-                    "POST {path}: {status}: {}",
-                    String::from_utf8_lossy(&response)
-                );
-            }
-        });
-    }
-    while let Some(result) = tasks.join_next().await {
-        result??;
-    }
-    Ok((started, Instant::now()))
 }
 
 /// A plain-HTTP GET (the scheduler's metrics endpoint): (status, body).
@@ -752,20 +712,6 @@ impl Round {
     fn sample_mean(&self) -> f64 {
         self.samples.iter().sum::<f64>() / self.samples.len() as f64
     }
-}
-
-/// The VmRSS of a process, in MB (10^6 bytes).
-fn rss_mb(pid: u32) -> Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .context("no VmRSS line")?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()?;
-    Ok(kb * 1024.0 / 1e6)
 }
 
 /// Lists the pods of `namespace` until `expected` of them are bound: the last list.
