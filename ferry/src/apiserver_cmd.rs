@@ -194,9 +194,13 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     })
     .await?;
     eprintln!("ferry apiserver: serving on https://{}", running.addr);
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for a signal")?;
+    // SIGTERM too: that is how `ferry up`, `ferry down` and service managers stop it.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot handle SIGTERM")?;
+    tokio::select! {
+        signal = tokio::signal::ctrl_c() => signal.context("waiting for a signal")?,
+        _ = terminate.recv() => {}
+    }
     tracing::info!("shutting down");
     running.shutdown().await;
     Ok(())

@@ -17,6 +17,10 @@ Flags:
                                           ~/.kube/config)
   --node-name NAME                        play one node (default: ferry-node)
   --nodes N --node-name-prefix P          play N nodes, P-0 .. P-(N-1) (prefix default: ferry-node)
+  --first-node-index N                    the cluster-wide index of this process's first node;
+                                          picks the default podCIDR 10.244.<index>.0/24 and
+                                          InternalIP 172.20.x.y, so that several kubelet
+                                          processes never overlap (default 0)
   --cpu QUANTITY                          capacity of each node (default 4)
   --memory QUANTITY                       (default 32Gi)
   --max-pods N                            (default 110)
@@ -131,6 +135,12 @@ fn parse(args: &[String]) -> anyhow::Result<Option<Flags>> {
                 nodes = Some(n);
             }
             "--node-name-prefix" => prefix = Some(value()?),
+            "--first-node-index" => {
+                let value = value()?;
+                options.first_index = value.parse().with_context(|| {
+                    format!("--first-node-index must be a number, not {value:?}")
+                })?;
+            }
             "--cpu" => options.cpu = value()?,
             "--memory" => options.memory = value()?,
             "--max-pods" => {
@@ -229,8 +239,10 @@ mod tests {
             "--heartbeat-interval=2s",
             "--node-status-update-frequency=1m",
             "--pod-startup-delay=0",
+            "--first-node-index=7",
         ]);
         assert_eq!(options.node_names, ["sim-0", "sim-1", "sim-2"]);
+        assert_eq!(options.first_index, 7);
         assert_eq!(
             (options.cpu.as_str(), options.memory.as_str()),
             ("8", "16Gi")

@@ -1,12 +1,12 @@
-//! `ferry`: the one binary. Built so far: `ferry apiserver`, `ferry controller-manager` (the
-//! Deployment, ReplicaSet, namespace and endpoints controllers and the garbage collector),
-//! `ferry scheduler` and `ferry kubelet` (simulated nodes). `ferry up` is not built yet and is
-//! not offered.
+//! `ferry`: the one binary. `ferry up` starts a local multi-process cluster (and `ferry down`,
+//! `ferry status` manage it); `ferry apiserver`, `ferry controller-manager`, `ferry scheduler`
+//! and `ferry kubelet` (simulated nodes) run the parts.
 
 mod apiserver_cmd;
 mod controller_manager_cmd;
 mod kubelet_cmd;
 mod scheduler_cmd;
+mod up;
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -24,13 +24,14 @@ const USAGE: &str = "\
 ferry — a Kubernetes-compatible control plane
 
 Usage:
+  ferry up [flags]                   start a local cluster, kubectl ready (see `ferry up --help`)
+  ferry down [--data-dir DIR]        stop it
+  ferry status [--data-dir DIR]      its components, their health and restarts
   ferry apiserver [flags]            serve the Kubernetes API (see `ferry apiserver --help`)
   ferry controller-manager [flags]   run the controllers (see `ferry controller-manager --help`)
   ferry scheduler [flags]            place pods on nodes (see `ferry scheduler --help`)
   ferry kubelet [flags]              simulated nodes (see `ferry kubelet --help`)
-  ferry --version
-
-Not built yet: ferry up (see ARCHITECTURE.md).";
+  ferry --version";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -47,6 +48,9 @@ fn main() -> ExitCode {
         Some("controller-manager") => controller_manager_cmd::main(&args[1..]),
         Some("scheduler") => scheduler_cmd::main(&args[1..]),
         Some("kubelet") => kubelet_cmd::main(&args[1..]),
+        Some("up") => up::up_main(&args[1..]),
+        Some("down") => up::down_main(&args[1..]),
+        Some("status") => up::status_main(&args[1..]),
         Some(other) => {
             eprintln!("ferry: unknown command {other:?}\n\n{USAGE}");
             ExitCode::from(2)
@@ -54,9 +58,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// What every subcommand does around its work: flags parsed (`Ok(None)` = `--help`), logs to
-/// stderr at `RUST_LOG` (default info), a tokio runtime, and the outcome as an exit code (2 for
-/// bad flags, 1 for a failure).
+/// What every component subcommand does around its work: flags parsed (`Ok(None)` =
+/// `--help`), logs to stderr at `RUST_LOG` (default info), a tokio runtime, and the outcome as
+/// an exit code (2 for bad flags, 1 for a failure).
 fn run_command<T, Fut>(
     name: &str,
     help: &str,
@@ -66,16 +70,9 @@ fn run_command<T, Fut>(
 where
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let flags = match flags {
-        Ok(Some(flags)) => flags,
-        Ok(None) => {
-            println!("{help}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("ferry {name}: {e:#}");
-            return ExitCode::from(2);
-        }
+    let flags = match parsed(name, help, flags) {
+        Ok(flags) => flags,
+        Err(code) => return code,
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -85,6 +82,27 @@ where
         // Colour only for a terminal: logs written to files (`ferry up`'s) stay plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    block_on(name, async { run(flags).await.map(|()| ExitCode::SUCCESS) })
+}
+
+/// The flags, or the exit code when there is nothing to run: `--help` printed (0), or bad
+/// flags explained (2).
+fn parsed<T>(name: &str, help: &str, flags: anyhow::Result<Option<T>>) -> Result<T, ExitCode> {
+    match flags {
+        Ok(Some(flags)) => Ok(flags),
+        Ok(None) => {
+            println!("{help}");
+            Err(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("ferry {name}: {e:#}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// Runs `work` on a new tokio runtime; an error is printed and exits 1.
+fn block_on(name: &str, work: impl Future<Output = anyhow::Result<ExitCode>>) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -92,13 +110,10 @@ where
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(flags)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ferry {name}: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    runtime.block_on(work).unwrap_or_else(|e| {
+        eprintln!("ferry {name}: {e:#}");
+        ExitCode::FAILURE
+    })
 }
 
 /// A duration flag in seconds (`15s`, `0.5s`), as the Kubernetes components write them.

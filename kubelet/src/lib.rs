@@ -58,6 +58,10 @@ pub struct Options {
     /// The nodes this process plays (their index in this list picks their default pod CIDR and
     /// address).
     pub node_names: Vec<String>,
+    /// The index of the first node: node `i` of this process is the cluster's node
+    /// `first_index + i`, which picks its default pod CIDR (`10.244.<index>.0/24`) and
+    /// InternalIP, so that several kubelet processes in one cluster never overlap.
+    pub first_index: usize,
     /// Capacity (and allocatable): cpu and memory as quantities, pods as a count.
     pub cpu: String,
     pub memory: String,
@@ -86,6 +90,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             node_names: vec!["ferry-node".to_owned()],
+            first_index: 0,
             cpu: "4".to_owned(),
             memory: "32Gi".to_owned(),
             max_pods: 110,

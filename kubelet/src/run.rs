@@ -53,7 +53,8 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
     let registered: Vec<Registered> = futures::stream::iter(0..options.node_names.len())
         .map(|index| {
             let (client, options) = (client.clone(), Arc::clone(&options));
-            async move { register(&client, index, &options.node_names[index], &options).await }
+            let name = options.node_names[index].clone();
+            async move { register(&client, options.first_index + index, &name, &options).await }
         })
         .buffer_unordered(options.concurrency.max(1))
         .try_collect()
