@@ -12,6 +12,8 @@ use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::io::Write as _;
+
 use anyhow::Context;
 
 /// Every ferry process allocates through mimalloc: the apiserver's request path is
@@ -91,7 +93,8 @@ fn parsed<T>(name: &str, help: &str, flags: anyhow::Result<Option<T>>) -> Result
     match flags {
         Ok(Some(flags)) => Ok(flags),
         Ok(None) => {
-            println!("{help}");
+            // `ferry up --help | head` is no reason to panic.
+            let _ = writeln!(std::io::stdout(), "{help}");
             Err(ExitCode::SUCCESS)
         }
         Err(e) => {

@@ -3,6 +3,15 @@
 //! plus a local etcd with `--etcd` — supervised by the `ferry up` process, with everything it
 //! needs (certificates, tokens, kubeconfigs, logs, PID files, the store) in one data directory.
 
+/// `println!` that ignores a closed stdout (`ferry status | head`, a closed terminal): the
+/// supervisor must go on supervising, and a report cut short is no reason to panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod files;
 mod probe;
 mod supervisor;
@@ -314,7 +323,7 @@ fn detach(flags: &UpFlags, args: &[String]) -> anyhow::Result<ExitCode> {
             let line: String = pending.drain(..=end).collect();
             let line = line.trim_end();
             if line == READY_MARK {
-                println!(
+                say!(
                     "ferry up: running in the background (pid {}); `ferry status --data-dir {1}` \
                      shows it, `ferry down --data-dir {1}` stops it; logs in {2}",
                     child.id(),
@@ -323,11 +332,14 @@ fn detach(flags: &UpFlags, args: &[String]) -> anyhow::Result<ExitCode> {
                 );
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("{line}");
+            say!("{line}");
         }
         if let Some(status) = child.try_wait()? {
             if read == 0 {
-                print!("{pending}");
+                {
+                    use std::io::Write as _;
+                    let _ = write!(std::io::stdout(), "{pending}");
+                }
                 eprintln!(
                     "ferry up: the cluster did not start ({status}); see {}",
                     log_path.display()
@@ -577,7 +589,7 @@ async fn up(flags: UpFlags) -> anyhow::Result<()> {
     let _lock = DirLock::acquire(&layout)?;
     let leftovers = kill_leftovers(&layout);
     if leftovers > 0 {
-        println!("stopped {leftovers} process(es) an earlier ferry up left running");
+        say!("stopped {leftovers} process(es) an earlier ferry up left running");
     }
     let settings = settings(&flags, &layout)?;
     if !port_free(settings.port) {
@@ -605,7 +617,7 @@ async fn up(flags: UpFlags) -> anyhow::Result<()> {
         }
         Store::EtcdServers(servers) => format!("etcd at {servers}"),
     };
-    println!(
+    say!(
         "ferry up: {} cluster in {} ({store})",
         if first_run { "new" } else { "existing" },
         layout.root.display()
@@ -639,16 +651,16 @@ async fn up(flags: UpFlags) -> anyhow::Result<()> {
             layout.kubeconfig().display()
         )
     };
-    println!(
+    say!(
         "\nThe cluster is ready ({:.1}s): {server}\n{kubeconfig_note}\n\nNext:\n  kubectl get nodes\n  \
          kubectl create deployment hello --image=nginx --replicas=3\n  kubectl rollout status \
          deployment/hello\n",
         began.elapsed().as_secs_f64()
     );
     if detached {
-        println!("{READY_MARK}");
+        say!("{READY_MARK}");
     } else {
-        println!(
+        say!(
             "Supervising; Ctrl-C stops the cluster. Logs in {}",
             layout.logs().display()
         );
@@ -659,15 +671,15 @@ async fn up(flags: UpFlags) -> anyhow::Result<()> {
             signal = signals.recv() => break signal,
         }
     };
-    println!("ferry up: {stop}: stopping the cluster");
+    say!("ferry up: {stop}: stopping the cluster");
     supervisor.stop_all().await;
     if flags.update_kubeconfig
         && let Err(e) = files::remove_from_user_kubeconfig(&layout)
     {
-        println!("could not remove the `ferry` context from your kubeconfig: {e:#}");
+        say!("could not remove the `ferry` context from your kubeconfig: {e:#}");
     }
     let _ = std::fs::remove_file(layout.pid_file("up"));
-    println!("ferry up: stopped");
+    say!("ferry up: stopped");
     Ok(())
 }
 
@@ -716,7 +728,7 @@ async fn start(
                         Probe::Process => "running".to_owned(),
                         _ => "ready".to_owned(),
                     };
-                    println!(
+                    say!(
                         "  {:<20} {what:<28} {:>5.1}s  pid {}",
                         spec.name,
                         began.elapsed().as_secs_f64(),
@@ -778,7 +790,7 @@ fn down(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             );
             return Ok(ExitCode::FAILURE);
         }
-        println!("ferry down: stopped {leftovers} leftover process(es)");
+        say!("ferry down: stopped {leftovers} leftover process(es)");
         return Ok(ExitCode::SUCCESS);
     }
     let pid = supervisor_pid(&layout).with_context(|| {
@@ -788,7 +800,7 @@ fn down(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             layout.pid_file("up").display()
         )
     })?;
-    println!(
+    say!(
         "ferry down: stopping the cluster in {} (pid {pid})",
         layout.root.display()
     );
@@ -800,7 +812,7 @@ fn down(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    println!("ferry down: stopped");
+    say!("ferry down: stopped");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -816,7 +828,7 @@ pub fn status_main(args: &[String]) -> ExitCode {
 async fn status(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let layout = layout_for(data_dir)?;
     if !DirLock::held(&layout) {
-        println!("no cluster is running in {}", layout.root.display());
+        say!("no cluster is running in {}", layout.root.display());
         return Ok(ExitCode::from(3));
     }
     let path = layout.status_file();
@@ -829,15 +841,18 @@ async fn status(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let status: supervisor::StatusFile = serde_json::from_str(&text)
         .with_context(|| format!("{} is not readable", path.display()))?;
     let client = crate::client(Some(&layout.kubeconfig())).await.ok();
-    println!(
+    say!(
         "cluster {} (supervisor pid {}), data in {}",
         status.server,
         status.supervisor_pid,
         layout.root.display()
     );
-    println!(
+    say!(
         "{:<20} {:>8}  {:<11} {:<28} RESTARTS",
-        "COMPONENT", "PID", "STATE", "HEALTH"
+        "COMPONENT",
+        "PID",
+        "STATE",
+        "HEALTH"
     );
     let mut all_healthy = true;
     for component in &status.components {
@@ -860,7 +875,7 @@ async fn status(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             supervisor::State::Down => "down",
             supervisor::State::Stopped => "stopped",
         };
-        println!(
+        say!(
             "{:<20} {:>8}  {:<11} {:<28} {}",
             component.name,
             component

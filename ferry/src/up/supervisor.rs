@@ -273,7 +273,7 @@ impl Supervisor {
                         Probe::Node { name } => name.clone(),
                         _ => name.clone(),
                     };
-                    println!(
+                    say!(
                         "{name} ({how}): node {node} is down and stays down, as a machine that died; \
                          its pods move to other nodes once the node-lifecycle controller's grace \
                          period and their tolerations run out (`ferry down` and `ferry up` bring it back)"
@@ -287,7 +287,7 @@ impl Supervisor {
                         .min(MAX_BACKOFF);
                     component.quick_failures += 1;
                     component.state = State::Restarting;
-                    println!(
+                    say!(
                         "{name} exited ({how}); restarting in {}s",
                         backoff.as_secs()
                     );
@@ -309,14 +309,14 @@ impl Supervisor {
                     Ok(pid) => {
                         let component = &mut self.components[index];
                         component.restarts += 1;
-                        println!(
+                        say!(
                             "{name} restarted (pid {pid}, restart {})",
                             component.restarts
                         );
                         self.save_status();
                     }
                     Err(e) => {
-                        println!("{name} could not be restarted: {e:#}; trying again in 30s");
+                        say!("{name} could not be restarted: {e:#}; trying again in 30s");
                         let events = self.events_tx.clone();
                         let generation = self.components[index].generation;
                         tokio::spawn(async move {
@@ -359,7 +359,7 @@ impl Supervisor {
                         if let (State::Running, Some(pid)) =
                             (&self.components[i].state, self.components[i].pid)
                         {
-                            println!(
+                            say!(
                                 "{} did not stop in time: killing it",
                                 self.components[i].spec.name
                             );
@@ -413,7 +413,7 @@ impl Supervisor {
     fn save_status(&self) {
         let text = serde_json::to_string_pretty(&self.status()).unwrap_or_default();
         if let Err(e) = files::write(&self.layout.status_file(), &text, false) {
-            println!("cannot record the cluster's status: {e:#}");
+            say!("cannot record the cluster's status: {e:#}");
         }
     }
 
