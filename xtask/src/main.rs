@@ -1,11 +1,12 @@
 //! `cargo xtask <command>`: the project's chores that need more than cargo.
 //!
-//! The tests need two programs that cargo cannot provide: `protoc` (etcd-client's build script
-//! compiles etcd's protobuf definitions) and `etcd` (the storage tests run against a real one).
-//! `cargo xtask test` makes sure both are installed, installing them with apt-get when it runs as
-//! root on a Debian-like system, then runs the whole test suite.
+//! The tests need a program that cargo cannot provide: `etcd` (the storage tests run against a
+//! real one), and the Python `kubernetes` client. `cargo xtask test` makes sure they are
+//! installed, installing etcd with apt-get when it runs as root on a Debian-like system, then
+//! runs the whole test suite. (Building needs no `protoc`: etcd-client is vendored with its
+//! generated code, vendor/etcd-client/VENDORED.md.)
 //!
-//! This crate has no dependencies on purpose: it must build on a machine without `protoc`.
+//! This crate has no dependencies on purpose: it builds before anything else.
 
 use std::env;
 use std::ffi::OsString;
@@ -24,10 +25,9 @@ USAGE:
                   cargo xtask test storage_conformance
 
     cargo xtask deps
-        Only make sure `protoc` (with the protobuf well-known types) and `etcd` are installed.
-        When one is missing: as root, install it with apt-get (packages protobuf-compiler and
-        libprotobuf-dev for protoc, etcd-server for etcd); otherwise print the sudo command
-        to run and exit 1.
+        Only make sure `etcd` and the Python `kubernetes` client are installed. When etcd is
+        missing: as root, install it with apt-get (package etcd-server); otherwise print the
+        sudo command to run and exit 1.
 
     cargo xtask bench [[--] <storage-bench args>...]
         `deps`, then `cargo run --release -p bench --bin storage-bench -- <storage-bench args>`.
@@ -38,7 +38,6 @@ USAGE:
 
 ENVIRONMENT:
     ETCD_BIN    an etcd binary to use instead of the `etcd` on PATH (the test harness honors it too)
-    PROTOC      a protoc binary to use instead of the `protoc` on PATH (prost-build honors it too)
 ";
 
 fn main() -> ExitCode {
@@ -92,16 +91,12 @@ struct Tool {
     packages: &'static [&'static str],
 }
 
-const PROTOC: Tool = Tool {
-    name: "protoc",
-    packages: &["protobuf-compiler", "libprotobuf-dev"],
-};
 const ETCD: Tool = Tool {
     name: "etcd",
     packages: &["etcd-server"],
 };
 
-/// Makes sure `protoc` and `etcd` work, installing the missing ones with apt-get as root.
+/// Makes sure `etcd` and the Python client work, installing what is missing as root.
 fn ensure_deps() -> Result<(), String> {
     ensure_debian_tools()?;
     ensure_python_client()
@@ -145,7 +140,7 @@ fn ensure_python_client() -> Result<(), String> {
 fn ensure_debian_tools() -> Result<(), String> {
     let missing = missing_tools();
     if missing.is_empty() {
-        eprintln!("xtask: protoc and etcd are installed");
+        eprintln!("xtask: etcd is installed");
         return Ok(());
     }
     let packages: Vec<&str> = missing
@@ -164,13 +159,13 @@ fn ensure_debian_tools() -> Result<(), String> {
     if !is_root() {
         eprintln!("xtask: the tests need tools that are not installed:\n{why}");
         eprintln!("Install them with:\n\n    sudo apt-get update && sudo {install}\n");
-        eprintln!("(or point ETCD_BIN / PROTOC at existing binaries), then run the command again.");
+        eprintln!("(or point ETCD_BIN at an existing binary), then run the command again.");
         return Err("missing tools; see above".to_owned());
     }
     if find_in_path("apt-get").is_none() {
         return Err(format!(
             "missing tools and no apt-get to install them with:\n{why}\
-             Install protoc (with the protobuf well-known types) and etcd with your package manager."
+             Install etcd with your package manager."
         ));
     }
     eprintln!(
@@ -196,54 +191,10 @@ fn ensure_debian_tools() -> Result<(), String> {
 /// The tools that are missing or broken, each with the reason.
 fn missing_tools() -> Vec<(Tool, String)> {
     let mut missing = Vec::new();
-    if let Err(reason) = check_protoc() {
-        missing.push((PROTOC, reason));
-    }
     if let Err(reason) = check_etcd() {
         missing.push((ETCD, reason));
     }
     missing
-}
-
-/// `protoc` must run and find the well-known types: etcd's protos import
-/// `google/protobuf/descriptor.proto`, which Debian ships in libprotobuf-dev, not with protoc.
-fn check_protoc() -> Result<(), String> {
-    let protoc =
-        tool_path("PROTOC", "protoc").ok_or("not found on PATH (and PROTOC is not set)")?;
-    let dir = env::temp_dir().join(format!("xtask-protoc-check-{}", std::process::id()));
-    let result = (|| {
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let proto = dir.join("check.proto");
-        std::fs::write(
-            &proto,
-            "syntax = \"proto3\";\nimport \"google/protobuf/descriptor.proto\";\n",
-        )
-        .map_err(|e| format!("cannot write {}: {e}", proto.display()))?;
-        let output = Command::new(&protoc)
-            .arg(format!("--proto_path={}", dir.display()))
-            .arg(format!(
-                "--descriptor_set_out={}",
-                dir.join("check.pb").display()
-            ))
-            .arg("check.proto")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", protoc.display()))?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} cannot compile a file importing the protobuf well-known types \
-                 (google/protobuf/descriptor.proto): {}: {}",
-                protoc.display(),
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            ))
-        }
-    })();
-    let _ = std::fs::remove_dir_all(&dir);
-    result
 }
 
 fn check_etcd() -> Result<(), String> {
