@@ -313,6 +313,8 @@ fn detach(flags: &UpFlags, args: &[String]) -> anyhow::Result<ExitCode> {
     .spawn()
     .context("cannot start the supervisor")?;
     let mut pending = String::new();
+    // The supervisor's own error, to repeat on stderr when it fails.
+    let mut last_error: Option<String> = None;
     loop {
         let mut chunk = String::new();
         log.seek(std::io::SeekFrom::Start(offset))?;
@@ -332,6 +334,9 @@ fn detach(flags: &UpFlags, args: &[String]) -> anyhow::Result<ExitCode> {
                 );
                 return Ok(ExitCode::SUCCESS);
             }
+            if line.starts_with("ferry up: ") {
+                last_error = Some(line.to_owned());
+            }
             say!("{line}");
         }
         if let Some(status) = child.try_wait()? {
@@ -339,6 +344,9 @@ fn detach(flags: &UpFlags, args: &[String]) -> anyhow::Result<ExitCode> {
                 {
                     use std::io::Write as _;
                     let _ = write!(std::io::stdout(), "{pending}");
+                }
+                if let Some(error) = &last_error {
+                    eprintln!("{error}");
                 }
                 eprintln!(
                     "ferry up: the cluster did not start ({status}); see {}",
