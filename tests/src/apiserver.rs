@@ -234,6 +234,23 @@ pub fn kubectl_binary(version: &str) -> PathBuf {
     )
 }
 
+/// The `kubectl` dispatcher: `$KUBECTL_DIR/kubectl`, else the `kubectl` on PATH (it runs the
+/// versioned kubectl that matches the server). Panics with a clear message when it is missing.
+pub fn kubectl_dispatcher() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KUBECTL_DIR") {
+        return PathBuf::from(dir).join("kubectl");
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("kubectl"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "kubectl is not installed: these tests run real kubectl binaries; put kubectl on PATH or set KUBECTL_DIR"
+            )
+        })
+}
+
 /// One HTTP exchange made with `curl` (a real client, over TLS, verifying the server's CA).
 pub struct RawResponse {
     pub code: u16,

@@ -28,6 +28,17 @@ pub async fn kube_client(server: &TestApiServer) -> Client {
     Client::try_from(config).expect("a client")
 }
 
+/// A `kube` client from the kubeconfig file at `path` (its current context), as a user's
+/// tools would build theirs, e.g. from the kubeconfig `ferry up` writes.
+pub async fn kube_client_from(path: &std::path::Path) -> Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)
+        .unwrap_or_else(|e| panic!("read the kubeconfig {}: {e}", path.display()));
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("a client config from {}: {e}", path.display()));
+    Client::try_from(config).expect("a client")
+}
+
 /// Polls `check` every 50 ms until it returns `Some`; panics naming `what` after `secs`.
 pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
 where
