@@ -1,6 +1,7 @@
 //! Shared by the benchmarks that run the real `ferry apiserver` binary as a child process
-//! (`api-read-bench`, `api-watch-bench`): finding and starting it, trusting its CA, opening TLS
-//! connections to it, reading its RSS, and small statistics helpers.
+//! (`api-read-bench`, `api-watch-bench`, `scheduler-bench`, `kubelet-bench`, …): finding and
+//! starting it, trusting its CA, opening TLS connections to it, reading a process's RSS and CPU
+//! time, and small statistics helpers.
 //!
 //! The binary is `ferry` in the directory of the running benchmark's own executable (so
 //! `target/release/ferry` for `target/release/api-read-bench`): run
@@ -232,6 +233,40 @@ impl Ferry {
 
     /// A TLS connection to the server (server name `localhost`).
     pub async fn tls(&self) -> Result<TlsStream<TcpStream>> {
+        self.dialer().tls().await
+    }
+
+    /// A keep-alive HTTP/1.1 connection to the server; its driver runs on a spawned task.
+    pub async fn http1(&self) -> Result<SendRequest<Full<Bytes>>> {
+        self.dialer().http1().await
+    }
+
+    /// What opens connections to the server, owned (for tasks that outlive a borrow).
+    pub fn dialer(&self) -> Dialer {
+        Dialer {
+            addr: self.addr,
+            connector: self.connector.clone(),
+        }
+    }
+}
+
+impl Drop for Ferry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Opens TLS connections to a [`Ferry`] (its address and CA).
+#[derive(Clone)]
+pub struct Dialer {
+    addr: SocketAddr,
+    connector: TlsConnector,
+}
+
+impl Dialer {
+    /// A TLS connection to the server (server name `localhost`).
+    pub async fn tls(&self) -> Result<TlsStream<TcpStream>> {
         let tcp = TcpStream::connect(self.addr).await.with_context(|| {
             format!(
                 "connect to {} (if this says too many open files, raise `ulimit -n`)",
@@ -252,13 +287,6 @@ impl Ferry {
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
         tokio::spawn(conn);
         Ok(sender)
-    }
-}
-
-impl Drop for Ferry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -307,16 +335,48 @@ pub async fn wait_until(at: Instant) -> Instant {
 
 /// The VmRSS of a process, in MB (10^6 bytes).
 pub fn rss_mb(pid: u32) -> Result<f64> {
+    status_mb(pid, "VmRSS:")
+}
+
+/// The peak resident set size of a process so far (`VmHWM`), in MB (10^6 bytes).
+pub fn peak_rss_mb(pid: u32) -> Result<f64> {
+    status_mb(pid, "VmHWM:")
+}
+
+/// A `kB` line of `/proc/<pid>/status`, in MB (10^6 bytes).
+fn status_mb(pid: u32, key: &str) -> Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kb: f64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .context("no VmRSS line")?
+        .find_map(|l| l.strip_prefix(key))
+        .with_context(|| format!("no {key} line"))?
         .trim()
         .trim_end_matches("kB")
         .trim()
         .parse()?;
     Ok(kb * 1024.0 / 1e6)
+}
+
+/// The pid of this process's child called `name` (such as the `etcd` an `EtcdServer` started).
+pub fn child_named(name: &str) -> Result<u32> {
+    let me = std::process::id().to_string();
+    for entry in std::fs::read_dir("/proc")? {
+        let file = entry?.file_name();
+        let Some(pid) = file.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let parent = stat[close + 1..].split_whitespace().nth(1);
+        if &stat[open + 1..close] == name && parent == Some(me.as_str()) {
+            return Ok(pid);
+        }
+    }
+    bail!("no {name} child process found")
 }
 
 /// POSTs `n` bodies `body(i)` to `path` from `clients` keep-alive connections, opened before the
@@ -326,8 +386,9 @@ pub async fn create_many(
     path: &str,
     n: usize,
     clients: usize,
-    body: fn(usize) -> Bytes,
+    body: impl Fn(usize) -> Bytes + Send + Sync + 'static,
 ) -> Result<(Instant, Instant)> {
+    let body = Arc::new(body);
     let mut senders = Vec::new();
     for _ in 0..clients.min(n) {
         senders.push(ferry.http1().await?);
@@ -336,7 +397,7 @@ pub async fn create_many(
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for mut sender in senders {
-        let (next, path) = (next.clone(), path.to_owned());
+        let (next, path, body) = (next.clone(), path.to_owned(), body.clone());
         tasks.spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -357,4 +418,59 @@ pub async fn create_many(
         result??;
     }
     Ok((started, Instant::now()))
+}
+
+/// GETs `path` and parses the JSON body; fails unless 200.
+pub async fn get_json(ferry: &Ferry, path: &str) -> Result<serde_json::Value> {
+    let mut sender = ferry.http1().await?;
+    let (status, body) = send(&mut sender, request("GET", path, Bytes::new())?).await?;
+    ensure!(
+        status == 200,
+        "GET {path}: {status}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    Ok(serde_json::from_slice(&body)?)
+}
+
+/// The kernel's clock ticks per second (`getconf CLK_TCK`, the unit of the CPU times in
+/// `/proc/<pid>/stat`); 100 when `getconf` cannot say.
+pub fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .filter(|t| *t > 0.0)
+            .unwrap_or(100.0)
+    })
+}
+
+/// CPU seconds (user + system, every thread) a process has used so far.
+pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses: state is the first, utime the
+    // 12th, stime the 13th.
+    let rest = &stat[stat.rfind(')').context("an odd /proc/<pid>/stat")? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    ensure!(fields.len() > 12, "an odd /proc/{pid}/stat");
+    Ok((fields[11].parse::<f64>()? + fields[12].parse::<f64>()?) / clock_ticks())
+}
+
+/// The machine's busy and total jiffies so far (`/proc/stat`; idle and iowait are not busy).
+pub fn machine_jiffies() -> Result<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let values: Vec<f64> = stat
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("cpu "))
+        .context("no cpu line in /proc/stat")?
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    ensure!(values.len() >= 5, "an odd /proc/stat");
+    let total: f64 = values.iter().sum();
+    Ok((total - values[3] - values[4], total))
 }
