@@ -92,6 +92,27 @@ impl Cluster {
         ])
     }
 
+    /// The three processes' proportional set size together, in MB: each shares the `ferry`
+    /// binary's pages with the others (and the kubelets), which RSS counts once per process and
+    /// PSS divides among them.
+    fn control_plane_pss(&self) -> Result<f64> {
+        let mut total = 0.0;
+        for component in ["apiserver", "controller-manager", "scheduler"] {
+            let pid = self.pid(component)?;
+            let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
+            let kb: f64 = rollup
+                .lines()
+                .find_map(|l| l.strip_prefix("Pss:"))
+                .context("no Pss line")?
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()?;
+            total += kb * 1024.0 / 1e6;
+        }
+        Ok(total)
+    }
+
     async fn client(&self) -> Result<kube::Client> {
         let config = kube::config::Kubeconfig::read_from(self.kubeconfig())?;
         let config = kube::Config::from_custom_kubeconfig(config, &Default::default()).await?;
@@ -319,8 +340,9 @@ async fn main() -> Result<()> {
     tokio::time::sleep(Duration::from_secs(10)).await;
     let [a, c, s] = cluster.control_plane_rss()?;
     println!(
-        "idle RSS: apiserver {a:.1} MB + controller-manager {c:.1} MB + scheduler {s:.1} MB = {:.1} MB",
-        a + c + s
+        "idle RSS: apiserver {a:.1} MB + controller-manager {c:.1} MB + scheduler {s:.1} MB = {:.1} MB (PSS together {:.1} MB)",
+        a + c + s,
+        cluster.control_plane_pss()?
     );
     let client = cluster.client().await?;
     let mut apply = Vec::new();
@@ -367,8 +389,9 @@ async fn main() -> Result<()> {
     tokio::time::sleep(Duration::from_secs(10)).await;
     let [a, c, s] = cluster.control_plane_rss()?;
     println!(
-        "idle RSS with {big_nodes} nodes: apiserver {a:.1} + controller-manager {c:.1} + scheduler {s:.1} = {:.1} MB",
-        a + c + s
+        "idle RSS with {big_nodes} nodes: apiserver {a:.1} + controller-manager {c:.1} + scheduler {s:.1} = {:.1} MB (PSS together {:.1} MB)",
+        a + c + s,
+        cluster.control_plane_pss()?
     );
     let started = Instant::now();
     cluster.kubectl(
@@ -399,8 +422,9 @@ async fn main() -> Result<()> {
     tokio::time::sleep(Duration::from_secs(10)).await;
     let [a, c, s] = cluster.control_plane_rss()?;
     println!(
-        "RSS holding {pods} pods: apiserver {a:.1} + controller-manager {c:.1} + scheduler {s:.1} = {:.1} MB",
-        a + c + s
+        "RSS holding {pods} pods: apiserver {a:.1} + controller-manager {c:.1} + scheduler {s:.1} = {:.1} MB (PSS together {:.1} MB)",
+        a + c + s,
+        cluster.control_plane_pss()?
     );
     Ok(())
 }
