@@ -1,7 +1,12 @@
 //! The kubelet process. Few tasks for many nodes: registration runs with bounded concurrency,
 //! one task renews every node's Lease each heartbeat interval, one task rewrites every node's
-//! status each status update period, and one task follows a pod informer (all pods, filtered
-//! here by `spec.nodeName`) and starts a small task per pod for the timed steps of its life.
+//! status each status update period, and one task follows a pod watch (all pods, filtered here
+//! by `spec.nodeName`) and starts a small task per pod for the timed steps of its life.
+//!
+//! Pods are not cached: a decoded `Pod` takes ~11 KB of memory (for ~2 KB of JSON), so one
+//! process playing 5,000 nodes with 20 pods each would hold over 1 GB of them. The pod task
+//! keeps the version it started from while it runs; between events the kubelet keeps only what
+//! it tracks per pod ([`Tracked`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -14,6 +19,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::{WatchStreamExt as _, watcher};
 use runtime::Informer;
 use runtime::informer::Change;
 use serde_json::{Value, json};
@@ -327,7 +333,7 @@ struct NodePods {
 }
 
 /// The pods of this process's nodes, keyed by uid. Owned by the one task that follows the
-/// informer, so it needs no lock.
+/// pod watch, so it needs no lock.
 struct Pods {
     client: Client,
     options: Arc<Options>,
@@ -337,10 +343,16 @@ struct Pods {
 }
 
 async fn run_pods(client: Client, registered: &[Registered], options: Arc<Options>) {
-    let informer = Informer::<Pod>::start(client.clone());
-    let mut changes = informer.subscribe();
-    informer.ready().await;
-    let store = informer.store();
+    let api: Api<Pod> = Api::all(client.clone());
+    // One node (a kubelet per machine, as `ferry up` runs them): only its pods, as the real
+    // kubelet watches them, so the apiserver does not send every pod to every kubelet.
+    let config = match registered {
+        [only] => watcher::Config::default().fields(&format!("spec.nodeName={}", only.name)),
+        _ => watcher::Config::default(),
+    };
+    let mut events = watcher(api, config)
+        .default_backoff()
+        .boxed();
     let mut pods = Pods {
         client,
         writes: Arc::new(Semaphore::new(options.concurrency.max(1))),
@@ -359,30 +371,52 @@ async fn run_pods(client: Client, registered: &[Registered], options: Arc<Option
             .collect(),
         tracked: HashMap::new(),
     };
-    pods.resync(&store.state());
-    while let Some(change) = changes.next().await {
-        match change {
-            Change::Applied(pod) => pods.sync(&pod),
-            Change::Deleted(pod) => pods.forget(pod::uid(&pod)),
-            Change::Resync => pods.resync(&store.state()),
+    // The uids of a (re)list in progress: at its end, tracked pods it did not show are gone.
+    let mut listed: Option<std::collections::HashSet<String>> = None;
+    while let Some(event) = events.next().await {
+        let event = match event {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::warn!(%error, "pod watch failed; retrying");
+                continue;
+            }
+        };
+        match event {
+            watcher::Event::Init => listed = Some(std::collections::HashSet::new()),
+            watcher::Event::InitApply(pod) => {
+                if let Some(listed) = listed.as_mut() {
+                    listed.insert(pod::uid(&pod).to_owned());
+                }
+                pods.sync(&slim(pod));
+            }
+            watcher::Event::InitDone => {
+                if let Some(listed) = listed.take() {
+                    pods.forget_all_but(&listed);
+                }
+            }
+            watcher::Event::Apply(pod) => pods.sync(&slim(pod)),
+            watcher::Event::Delete(pod) => pods.forget(pod::uid(&pod)),
         }
     }
 }
 
+/// A pod as a pod task keeps it: without `managedFields`, which the kubelet never reads.
+fn slim(mut pod: Pod) -> Arc<Pod> {
+    pod.metadata.managed_fields = None;
+    Arc::new(pod)
+}
+
 impl Pods {
-    fn resync(&mut self, all: &[Arc<Pod>]) {
-        let present: std::collections::HashSet<&str> = all.iter().map(|p| pod::uid(p)).collect();
+    /// Forgets every tracked pod whose uid is not in `present` (a relist did not show it).
+    fn forget_all_but(&mut self, present: &std::collections::HashSet<String>) {
         let gone: Vec<String> = self
             .tracked
             .keys()
-            .filter(|uid| !present.contains(uid.as_str()))
+            .filter(|uid| !present.contains(*uid))
             .cloned()
             .collect();
         for uid in gone {
             self.forget(&uid);
-        }
-        for pod in all {
-            self.sync(pod);
         }
     }
 
@@ -423,12 +457,12 @@ impl Pods {
             if let Some(task) = tracked.task.take() {
                 task.abort();
             }
-            let task = tokio::spawn(terminate(
+            let task = tokio::spawn(Box::pin(terminate(
                 self.client.clone(),
                 Arc::clone(pod),
                 self.options.pod_stop_time,
                 Arc::clone(&self.writes),
-            ));
+            )));
             tracked.task = Some(task.abort_handle());
             return;
         }
@@ -452,14 +486,16 @@ impl Pods {
                 tracing::warn!(pod = %pod_key(pod), node = node_name,
                     "the node's pod CIDR is full; the pod stays ContainerCreating");
             }
-            let task = tokio::spawn(lifecycle(
+            // Boxed: the abort handle kept for the pod keeps the task's allocation after it
+            // finished, and a boxed future is freed when it finishes.
+            let task = tokio::spawn(Box::pin(lifecycle(
                 self.client.clone(),
                 Arc::clone(pod),
                 node.host_ip,
                 tracked.ip,
                 Arc::clone(&self.options),
                 Arc::clone(&self.writes),
-            ));
+            )));
             tracked.task = Some(task.abort_handle());
         }
         self.tracked.insert(uid.to_owned(), tracked);
@@ -489,9 +525,13 @@ async fn write_status(api: &Api<Pod>, name: &str, status: Value, writes: &Semaph
     };
     let patch = Patch::Merge(json!({"status": status}));
     let params = patch_params();
-    retrying("pod status", || api.patch_status(name, &params, &patch))
-        .await
-        .is_some()
+    // Boxed, so that the pod tasks waiting above stay small: the request in flight is most of a
+    // task's size, and thousands of tasks may wait at once (a node filling up).
+    Box::pin(retrying("pod status", || {
+        api.patch_status(name, &params, &patch)
+    }))
+    .await
+    .is_some()
 }
 
 /// Pending → (start-up delay) → Running → (readiness delay) → Ready, as the pod's
@@ -647,7 +687,7 @@ async fn terminate(client: Client, pod: Arc<Pod>, stop_time: Duration, writes: A
         }),
         ..DeleteParams::default()
     };
-    let deleted = retrying("pod deletion", || api.delete(&name, &params)).await;
+    let deleted = Box::pin(retrying("pod deletion", || api.delete(&name, &params))).await;
     if deleted.is_none() {
         tracing::debug!(pod = %pod_key(&pod), "pod already gone");
     }
