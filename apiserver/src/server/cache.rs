@@ -11,11 +11,14 @@
 //!   R waits until the cache has reached R, asking the store for a progress notification when no
 //!   event for this resource would otherwise move the cache on (kube-apiserver's
 //!   `WaitUntilFreshAndList` with its progress requester).
-//! - **Bounds.** The window keeps the last [`WINDOW_CAPACITY`] events; a watch from before the
-//!   window gets `410 Expired` and relists, as with Kubernetes. Watchers share one broadcast
-//!   queue of [`DEFAULT_QUEUE_CAPACITY`] events (configurable): a watcher that falls that far behind (its client
-//!   reads too slowly) is ended, and resumes from its last resourceVersion. Nothing waits for a
-//!   slow watcher, and nothing grows with one.
+//! - **Bounds.** The window keeps the events of the last [`WINDOW_AGE`] (kube-apiserver's
+//!   `eventFreshDuration`), at least the last [`WINDOW_MIN`] and at most the last
+//!   [`WINDOW_CAPACITY`]; a watch from before the window gets `410 Expired` and relists, as with
+//!   Kubernetes. Each watcher has its own queue of at most [`DEFAULT_QUEUE_CAPACITY`] events
+//!   (configurable): a watcher that falls that far behind (its client reads too slowly) is
+//!   ended, and resumes from its last resourceVersion. Nothing waits for a slow watcher, nothing
+//!   grows with one, and an event is freed once every watcher has taken it and it has left
+//!   the window.
 //! - **Failure.** If the storage watch ends (the store went away, or compacted past it), the
 //!   cache ends every watch, relists and starts again; reads fall back to the store meanwhile.
 //! - **Serialization.** Each object version is serialized at most once, however many watchers
@@ -23,20 +26,24 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use api_types::fields;
 use api_types::registry::{self, ResourceInfo};
 use bytes::Bytes;
 use serde_json::Value;
-use tokio::sync::{Notify, broadcast, watch as tokio_watch};
+use tokio::sync::{Notify, mpsc, watch as tokio_watch};
 
 use super::handlers::decode_stored;
 use crate::storage::{EventKind, ListOptions, Revision, Storage, StorageError, WatchItem};
 
-/// Events kept per resource for watches that start from a past revision.
+/// Events kept per resource at most for watches that start from a past revision.
 pub const WINDOW_CAPACITY: usize = 10_000;
+/// Events older than this leave the window (beyond the last [`WINDOW_MIN`]).
+pub const WINDOW_AGE: Duration = Duration::from_secs(75);
+/// Events kept per resource however old (kube-apiserver's lower bound).
+pub const WINDOW_MIN: usize = 100;
 /// Events a watcher may fall behind before it is ended, unless configured otherwise.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
 /// How long a read waits for the cache to become ready or fresh enough.
@@ -109,9 +116,11 @@ pub struct CachedEvent {
     /// Before the change.
     pub prev: Option<Arc<Cached>>,
     pub revision: Revision,
+    /// When the cache received it.
+    received: Instant,
 }
 
-/// What the broadcast queue carries.
+/// What a watcher's queue carries.
 #[derive(Clone)]
 pub enum Item {
     Event(Arc<CachedEvent>),
@@ -120,6 +129,11 @@ pub enum Item {
     /// The cache lost its storage watch: every watch ends (and its client resumes).
     Reset,
 }
+
+/// A watcher's queue: what the cache has published since the watch started. It ends (`None`)
+/// after the last item if the watcher fell [`Cacher::queue_capacity`] behind, or the cache
+/// lost its storage watch.
+pub type Queue = mpsc::Receiver<Item>;
 
 #[derive(Default)]
 struct State {
@@ -137,12 +151,12 @@ pub enum WatchStart {
     Snapshot {
         objects: Vec<Arc<Cached>>,
         revision: Revision,
-        queue: broadcast::Receiver<Item>,
+        queue: Queue,
     },
     /// The window's events after the asked-for revision, then the queue.
     Replay {
         events: Vec<Arc<CachedEvent>>,
-        queue: broadcast::Receiver<Item>,
+        queue: Queue,
     },
     /// The revision is older than the window.
     TooOld { oldest: Revision },
@@ -155,8 +169,9 @@ pub struct Cacher {
     /// The storage prefix of the whole resource, ending in `/`.
     prefix: String,
     state: RwLock<State>,
-    queue: broadcast::Sender<Item>,
-    /// The queue's capacity: a watcher this far behind is ended.
+    /// Every watcher's queue, fed while `state` is write-locked.
+    watchers: Mutex<Vec<mpsc::Sender<Item>>>,
+    /// A watcher queue's capacity: a watcher this far behind is ended.
     pub queue_capacity: usize,
     revision: tokio_watch::Sender<Revision>,
     progress_wanted: Notify,
@@ -171,7 +186,7 @@ impl Cacher {
             primary,
             prefix,
             state: RwLock::new(State::default()),
-            queue: broadcast::channel(queue_capacity.max(1)).0,
+            watchers: Mutex::new(Vec::new()),
             queue_capacity: queue_capacity.max(1),
             revision: tokio_watch::channel(0).0,
             progress_wanted: Notify::new(),
@@ -187,6 +202,39 @@ impl Cacher {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn watchers(&self) -> std::sync::MutexGuard<'_, Vec<mpsc::Sender<Item>>> {
+        self.watchers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new watcher's queue. Called with `state` locked, so that it starts exactly where the
+    /// watcher's starting state ends.
+    fn subscribe(&self) -> Queue {
+        let (tx, rx) = mpsc::channel(self.queue_capacity);
+        self.watchers().push(tx);
+        rx
+    }
+
+    /// Hands `item` to every watcher. One whose queue is full is dropped: its stream ends
+    /// after what it has queued, and its client resumes from its last resourceVersion.
+    /// Called with `state` write-locked.
+    fn publish(&self, item: &Item) {
+        self.watchers()
+            .retain(|tx| tx.try_send(item.clone()).is_ok());
+    }
+
+    /// Drops the window's events beyond its bounds.
+    fn trim(state: &mut State, now: Instant) {
+        while let Some(oldest) = state.window.front() {
+            let len = state.window.len();
+            let stale = len > WINDOW_MIN && now.duration_since(oldest.received) > WINDOW_AGE;
+            if len <= WINDOW_CAPACITY && !stale {
+                break;
+            }
+            state.window_start = oldest.revision;
+            state.window.pop_front();
+        }
     }
 
     /// The revision the cache reflects; 0 while it is not ready.
@@ -246,7 +294,7 @@ impl Cacher {
                     .map(|(_, v)| v.clone())
                     .collect(),
                 revision: state.revision,
-                queue: self.queue.subscribe(),
+                queue: self.subscribe(),
             },
             Some(after) if after < state.window_start => WatchStart::TooOld {
                 oldest: state.window_start,
@@ -255,7 +303,7 @@ impl Cacher {
                 let skip = state.window.partition_point(|e| e.revision <= after);
                 WatchStart::Replay {
                     events: state.window.iter().skip(skip).cloned().collect(),
-                    queue: self.queue.subscribe(),
+                    queue: self.subscribe(),
                 }
             }
         }
@@ -349,16 +397,13 @@ impl Cacher {
                 obj,
                 prev,
                 revision,
+                received: Instant::now(),
             });
             state.window.push_back(cached.clone());
-            while state.window.len() > WINDOW_CAPACITY {
-                if let Some(oldest) = state.window.pop_front() {
-                    state.window_start = oldest.revision;
-                }
-            }
+            Self::trim(&mut state, cached.received);
             state.revision = state.revision.max(revision);
             // Published under the lock, so that a watch starting now sees it exactly once.
-            let _ = self.queue.send(Item::Event(cached));
+            self.publish(&Item::Event(cached));
         }
         self.revision.send_replace(self.read().revision);
     }
@@ -367,7 +412,9 @@ impl Cacher {
         let now = {
             let mut state = self.write();
             state.revision = state.revision.max(revision);
-            let _ = self.queue.send(Item::Progress(state.revision));
+            // A quiet resource's window ages out here.
+            Self::trim(&mut state, Instant::now());
+            self.publish(&Item::Progress(state.revision));
             state.revision
         };
         self.revision.send_replace(now);
@@ -377,7 +424,8 @@ impl Cacher {
         {
             let mut state = self.write();
             *state = State::default();
-            let _ = self.queue.send(Item::Reset);
+            self.publish(&Item::Reset);
+            self.watchers().clear();
         }
         self.revision.send_replace(0);
     }
@@ -603,5 +651,65 @@ mod tests {
             cacher.start_watch("/registry/pods/", Some(start - 1)),
             WatchStart::TooOld { .. }
         ));
+    }
+
+    fn event_at(revision: Revision, received: Instant) -> Arc<CachedEvent> {
+        let obj = serde_json::json!({"metadata": {"name": "p", "namespace": "a"}});
+        Arc::new(CachedEvent {
+            kind: EventKind::Modified,
+            key: "/registry/pods/a/p".into(),
+            obj: Arc::new(Cached::new(pods(), &obj)),
+            prev: None,
+            revision,
+            received,
+        })
+    }
+
+    #[test]
+    fn the_window_keeps_recent_events_and_at_least_the_last_hundred() {
+        let now = Instant::now();
+        let old = now - WINDOW_AGE - Duration::from_secs(1);
+        let mut state = State::default();
+        // 150 old events, then 20 recent ones: the old ones go, except as many as keep 100.
+        for r in 1..=150 {
+            state.window.push_back(event_at(r, old));
+        }
+        for r in 151..=170 {
+            state.window.push_back(event_at(r, now));
+        }
+        Cacher::trim(&mut state, now);
+        assert_eq!(state.window.len(), WINDOW_MIN);
+        assert_eq!(
+            state.window_start, 70,
+            "every event after window_start is kept"
+        );
+        assert_eq!(state.window.front().unwrap().revision, 71);
+        // However recent, no more than the capacity.
+        let mut state = State::default();
+        for r in 1..=(WINDOW_CAPACITY as Revision + 5) {
+            state.window.push_back(event_at(r, now));
+        }
+        Cacher::trim(&mut state, now);
+        assert_eq!(state.window.len(), WINDOW_CAPACITY);
+        assert_eq!(state.window_start, 5);
+    }
+
+    #[tokio::test]
+    async fn a_watcher_that_falls_behind_is_dropped_and_taken_events_are_freed() {
+        let cacher = Cacher::new(pods(), "/registry/pods/".into(), 2);
+        let mut slow = cacher.subscribe();
+        let mut fast = cacher.subscribe();
+        let event = event_at(1, Instant::now());
+        for _ in 0..3 {
+            cacher.publish(&Item::Event(event.clone()));
+            assert!(matches!(fast.recv().await, Some(Item::Event(_))));
+        }
+        // The slow watcher gets what fitted in its queue, then its stream ends.
+        assert!(matches!(slow.recv().await, Some(Item::Event(_))));
+        assert!(matches!(slow.recv().await, Some(Item::Event(_))));
+        assert!(slow.recv().await.is_none());
+        assert_eq!(cacher.watchers().len(), 1);
+        // Nothing but the test holds the event once the watchers have taken it.
+        assert_eq!(Arc::strong_count(&event), 1);
     }
 }

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::cache::{Cached, CachedEvent, Item, WatchStart};
+use super::cache::{Cached, CachedEvent, Item, Queue, WatchStart};
 use super::handlers::{Filter, RvRequest, collection_prefix, present, rv_request, same_form};
 use super::request::ResourceRequest;
 use super::{Body, Query, Server};
@@ -31,7 +31,6 @@ use crate::errors::ApiError;
 use crate::storage::{EventKind, Revision, StorageError};
 use crate::tables::{self, TableVersion};
 use api_types::registry::ResourceInfo;
-use tokio::sync::broadcast;
 
 /// Lines buffered between a watcher and its connection. Kept small: how far a watcher may fall
 /// behind is bounded by the cache's queue capacity, after which its watch is ended (it resumes
@@ -134,7 +133,6 @@ pub async fn serve(
         table,
         first_table: true,
         tx,
-        queue_capacity: cacher.queue_capacity,
         backlog: None,
     };
     server.metrics.watches.fetch_add(1, Ordering::Relaxed);
@@ -181,8 +179,8 @@ enum Initial {
 }
 
 enum Start {
-    Snapshot(Vec<Arc<Cached>>, broadcast::Receiver<Item>),
-    Replay(Vec<Arc<CachedEvent>>, broadcast::Receiver<Item>),
+    Snapshot(Vec<Arc<Cached>>, Queue),
+    Replay(Vec<Arc<CachedEvent>>, Queue),
     TooOld(String),
 }
 
@@ -196,10 +194,9 @@ struct Stream {
     table: Option<TableVersion>,
     first_table: bool,
     tx: mpsc::Sender<Bytes>,
-    /// How far behind the queue this watcher may fall.
-    queue_capacity: usize,
-    /// Events published but not yet taken by this watcher (the queue's backlog).
-    backlog: Option<broadcast::Receiver<Item>>,
+    /// Events published but not yet taken by this watcher (its queue; the cache closes it when
+    /// it is full).
+    backlog: Option<Queue>,
 }
 
 impl Stream {
@@ -271,8 +268,8 @@ impl Stream {
                 () = self.tx.closed() => None,
             };
             let ok = match next {
-                Some(Ok(Item::Event(event))) => self.event(&event).await,
-                Some(Ok(Item::Progress(revision))) => {
+                Some(Some(Item::Event(event))) => self.event(&event).await,
+                Some(Some(Item::Progress(revision))) => {
                     if bookmarks && last_bookmark.elapsed() >= bookmark_every {
                         last_bookmark = tokio::time::Instant::now();
                         let bookmark = json!({"kind": self.info.kind, "apiVersion": self.info.api_version(), "metadata": {"resourceVersion": revision.to_string()}});
@@ -283,7 +280,7 @@ impl Stream {
                 }
                 // The cache restarted, or this watcher fell too far behind: the stream ends and
                 // the client resumes from its last resourceVersion.
-                Some(Ok(Item::Reset) | Err(_)) | None => false,
+                Some(Some(Item::Reset) | None) | None => false,
             };
             if !ok {
                 return;
@@ -364,8 +361,9 @@ impl Stream {
         self.push(Bytes::from(line)).await
     }
 
-    /// Queues a chunk for the client. A client that stops reading is dropped once this watcher
-    /// is the queue's capacity behind, or after 30 s: it resumes from its last resourceVersion.
+    /// Queues a chunk for the client. A client that stops reading is dropped once the cache has
+    /// given up on this watcher (its queue filled up), or after 30 s: it resumes from its last
+    /// resourceVersion.
     async fn push(&self, line: Bytes) -> bool {
         let send = self.tx.send(line);
         tokio::pin!(send);
@@ -374,8 +372,8 @@ impl Stream {
             tokio::select! {
                 sent = &mut send => return sent.is_ok(),
                 () = tokio::time::sleep(Duration::from_millis(50)) => {
-                    let behind = self.backlog.as_ref().map_or(0, broadcast::Receiver::len);
-                    if behind >= self.queue_capacity || tokio::time::Instant::now() >= give_up {
+                    let dropped = self.backlog.as_ref().is_some_and(Queue::is_closed);
+                    if dropped || tokio::time::Instant::now() >= give_up {
                         return false;
                     }
                 }
@@ -385,11 +383,9 @@ impl Stream {
 }
 
 /// The next item of a watcher's queue.
-async fn next_item(
-    queue: &mut Option<broadcast::Receiver<Item>>,
-) -> Result<Item, broadcast::error::RecvError> {
+async fn next_item(queue: &mut Option<Queue>) -> Option<Item> {
     match queue {
         Some(queue) => queue.recv().await,
-        None => Err(broadcast::error::RecvError::Closed),
+        None => None,
     }
 }

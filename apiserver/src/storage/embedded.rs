@@ -69,8 +69,15 @@ const MAX_BATCH: usize = 4096;
 const GATHER_QUIET: Duration = Duration::from_micros(50);
 /// …or after this long in all.
 const GATHER_MAX: Duration = Duration::from_micros(500);
-/// Committed batches a watcher may fall behind before it replays from the log instead.
-const BROADCAST_CAPACITY: usize = 4096;
+/// Committed batches a watcher may fall behind before it replays from the log instead. The bus
+/// keeps this many batches (and their values) alive even once every watcher has them, so it is
+/// small: its readers are the apiserver's watch caches, which keep up, and one that does not
+/// loses nothing but time (it replays from the log).
+const BROADCAST_CAPACITY: usize = 256;
+/// redb's page cache (reads and the write buffer). Reads that matter are served by the
+/// apiserver's watch cache, so the store keeps only its hot B-tree pages; the operating
+/// system's page cache holds the file.
+const CACHE_BYTES: usize = 32 << 20;
 /// Events read from the log per blocking read during a replay.
 const REPLAY_CHUNK: usize = 2048;
 
@@ -127,7 +134,7 @@ impl EmbeddedStorage {
         path: &Path,
         options: EmbeddedOptions,
     ) -> Result<EmbeddedStorage, StorageError> {
-        let db = Database::builder().set_cache_size(256 << 20).create(path).map_err(|e| match e {
+        let db = Database::builder().set_cache_size(CACHE_BYTES).create(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StorageError::Unavailable(format!(
                 "the embedded store {} is already in use by another process (only one process may open it at a time)",
                 path.display()
