@@ -140,7 +140,7 @@ async fn start(client: Client, options: &Options, allocator: Option<nodeipam::Al
     let wants = |name: &str| options.controllers.iter().any(|c| c == name);
     let mut tasks = tokio::task::JoinSet::new();
     let replicasets = runtime::Informer::<ReplicaSet>::start(client.clone());
-    let pods = runtime::Informer::<Pod>::start(client.clone());
+    let pods = runtime::Informer::<Pod>::start_trimmed(client.clone(), pods::trim);
     if wants("replicaset") {
         tasks.spawn(replicaset::Controller::run(
             client.clone(),

@@ -520,7 +520,7 @@ pub async fn run(
 
 /// Starts the informers, waits for their first lists, and starts the scheduling thread.
 pub async fn start(client: Client, settings: Settings) -> Arc<Scheduler> {
-    let pods = Informer::<Pod>::start(client.clone());
+    let pods = Informer::<Pod>::start_trimmed(client.clone(), crate::cache::trim);
     let nodes = Informer::<Node>::start(client.clone());
     let services = Informer::<Service>::start(client.clone());
     let replicasets = Informer::<ReplicaSet>::start(client.clone());
