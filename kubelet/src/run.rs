@@ -350,9 +350,7 @@ async fn run_pods(client: Client, registered: &[Registered], options: Arc<Option
         [only] => watcher::Config::default().fields(&format!("spec.nodeName={}", only.name)),
         _ => watcher::Config::default(),
     };
-    let mut events = watcher(api, config)
-        .default_backoff()
-        .boxed();
+    let mut events = watcher(api, config).default_backoff().boxed();
     let mut pods = Pods {
         client,
         writes: Arc::new(Semaphore::new(options.concurrency.max(1))),
