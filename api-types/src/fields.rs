@@ -144,9 +144,14 @@ impl FieldSelector {
 
     /// Whether an object with these field values matches (missing fields count as `""`).
     pub fn matches(&self, fields: &BTreeMap<String, String>) -> bool {
+        self.matches_lookup(|field| fields.get(field).map(String::as_str))
+    }
+
+    /// Like [`FieldSelector::matches`] with the field values borrowed from a function.
+    pub fn matches_lookup<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
         self.requirements
             .iter()
-            .all(|r| r.matches_value(fields.get(&r.field).map(String::as_str)))
+            .all(|r| r.matches_value(get(&r.field)))
     }
 
     /// Like [`FieldSelector::matches`] with the field values given by a function.

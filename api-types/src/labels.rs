@@ -187,12 +187,16 @@ impl Requirement {
     /// satisfies `!=`, `notin` and `!key` and nothing else; `gt`/`lt` need the label's value to
     /// be an integer.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        let value = labels.get(&self.key);
+        self.matches_value(labels.get(&self.key).map(String::as_str))
+    }
+
+    /// As [`Requirement::matches`], given the value of the requirement's key (`None`: no such
+    /// label).
+    pub fn matches_value(&self, value: Option<&str>) -> bool {
+        let listed = |v: &str| self.values.iter().any(|x| x == v);
         match self.operator {
-            Operator::In | Operator::Equals | Operator::DoubleEquals => {
-                value.is_some_and(|v| self.values.contains(v))
-            }
-            Operator::NotIn | Operator::NotEquals => value.is_none_or(|v| !self.values.contains(v)),
+            Operator::In | Operator::Equals | Operator::DoubleEquals => value.is_some_and(listed),
+            Operator::NotIn | Operator::NotEquals => value.is_none_or(|v| !listed(v)),
             Operator::Exists => value.is_some(),
             Operator::DoesNotExist => value.is_none(),
             Operator::GreaterThan | Operator::LessThan => {
@@ -349,7 +353,16 @@ impl Selector {
 
     /// Whether a set of labels satisfies every requirement.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        !self.nothing && self.requirements.iter().all(|r| r.matches(labels))
+        self.matches_with(|key| labels.get(key).map(String::as_str))
+    }
+
+    /// As [`Selector::matches`], with each label's value given by a function.
+    pub fn matches_with<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
+        !self.nothing
+            && self
+                .requirements
+                .iter()
+                .all(|r| r.matches_value(get(&r.key)))
     }
 
     /// `RequiresExactMatch`: the single value `label` must have for this selector to match, if the

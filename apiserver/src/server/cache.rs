@@ -59,8 +59,30 @@ pub struct Cached {
     /// What selectors look at, extracted once: the object itself is not kept parsed (a parsed
     /// object costs several times its JSON), as kube-apiserver's cache keeps labels and fields
     /// beside each object.
-    labels: BTreeMap<String, String>,
-    fields: BTreeMap<String, String>,
+    labels: Pairs,
+    fields: Pairs,
+}
+
+/// Names and values sorted by name, as compact as they come: the watch cache holds one set per
+/// object version (a map would cost several times its strings).
+pub struct Pairs(Box<[(Box<str>, Box<str>)]>);
+
+impl Pairs {
+    fn new(map: BTreeMap<String, String>) -> Self {
+        Pairs(
+            map.into_iter()
+                .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+                .collect(),
+        )
+    }
+
+    /// The value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(k, _)| (**k).cmp(name))
+            .ok()
+            .map(|i| &*self.0[i].1)
+    }
 }
 
 impl Cached {
@@ -82,8 +104,8 @@ impl Cached {
         }
         Self {
             json: Bytes::from(serde_json::to_vec(obj).unwrap_or_default()),
-            labels,
-            fields,
+            labels: Pairs::new(labels),
+            fields: Pairs::new(fields),
         }
     }
 
@@ -97,12 +119,12 @@ impl Cached {
         serde_json::from_slice(&self.json).unwrap_or(Value::Null)
     }
 
-    pub fn labels(&self) -> &BTreeMap<String, String> {
+    pub fn labels(&self) -> &Pairs {
         &self.labels
     }
 
     /// The object's selectable fields (both groups' names, for events).
-    pub fn fields(&self) -> &BTreeMap<String, String> {
+    pub fn fields(&self) -> &Pairs {
         &self.fields
     }
 }
@@ -711,5 +733,17 @@ mod tests {
         assert_eq!(cacher.watchers().len(), 1);
         // Nothing but the test holds the event once the watchers have taken it.
         assert_eq!(Arc::strong_count(&event), 1);
+    }
+
+    #[test]
+    fn pairs_answer_as_the_map_they_came_from() {
+        let map: BTreeMap<String, String> = [("b", "2"), ("a", "1"), ("c", ""), ("a.b/c", "x")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let pairs = Pairs::new(map.clone());
+        for k in ["a", "b", "c", "a.b/c", "d", "", "A"] {
+            assert_eq!(pairs.get(k), map.get(k).map(String::as_str), "{k}");
+        }
     }
 }

@@ -510,8 +510,8 @@ impl Filter {
 
     /// As [`Filter::matches`], on the labels and fields the watch cache extracted.
     pub fn matches_cached(&self, obj: &Cached) -> bool {
-        (self.labels.is_everything() || self.labels.matches(obj.labels()))
-            && (self.fields.is_everything() || self.fields.matches(obj.fields()))
+        (self.labels.is_everything() || self.labels.matches_with(|k| obj.labels().get(k)))
+            && (self.fields.is_everything() || self.fields.matches_lookup(|f| obj.fields().get(f)))
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
