@@ -4,11 +4,11 @@
 //! `kubectl describe` shows `Scaled up replica set web-6d4cf56db6 from 0 to 3` once, counted.
 //!
 //! As client-go's `EventCorrelator` does, similar events (same object, type and reason, another
-//! message) are combined once [`MAX_SIMILAR`] of them came within [`SIMILAR_WINDOW`]: a
-//! ReplicaSet scaled up to 10,000 pods records nine `Created pod: …` events and one
-//! `(combined from similar events): Created pod: …` counted 9,991 times, not 10,000 objects. And
-//! each object's events pass a token bucket ([`SPAM_BURST`], one more per [`SPAM_REFILL`]); the
-//! rest are dropped.
+//! message) are combined once [`MAX_SIMILAR`] of them came within [`SIMILAR_WINDOW`], and each
+//! object's events pass a token bucket ([`SPAM_BURST`], one more per [`SPAM_REFILL`]; the rest
+//! are dropped): a ReplicaSet scaled up to 10,000 pods gets nine `Created pod: …` events and one
+//! `(combined from similar events): Created pod: …` event counted up to its budget, not 10,000
+//! Event objects.
 //!
 //! Recording never blocks or fails a reconcile: events are queued (at most [`QUEUED`]) for one
 //! task that writes them in order, and one that cannot be queued or written is logged and
