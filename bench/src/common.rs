@@ -345,11 +345,22 @@ pub fn peak_rss_mb(pid: u32) -> Result<f64> {
 
 /// A `kB` line of `/proc/<pid>/status`, in MB (10^6 bytes).
 fn status_mb(pid: u32, key: &str) -> Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb: f64 = status
+    proc_mb(pid, "status", key)
+}
+
+/// The proportional set size of a process (`Pss` of `/proc/<pid>/smaps_rollup`), in MB: the
+/// pages it shares with other processes (a binary's) divided among them.
+pub fn pss_mb(pid: u32) -> Result<f64> {
+    proc_mb(pid, "smaps_rollup", "Pss:")
+}
+
+/// The `kB` line `key` of `/proc/<pid>/<file>`, in MB (10^6 bytes).
+fn proc_mb(pid: u32, file: &str, key: &str) -> Result<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}"))?;
+    let kb: f64 = text
         .lines()
         .find_map(|l| l.strip_prefix(key))
-        .with_context(|| format!("no {key} line"))?
+        .with_context(|| format!("no {key} line in /proc/{pid}/{file}"))?
         .trim()
         .trim_end_matches("kB")
         .trim()

@@ -64,7 +64,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use bytes::Bytes;
-use common::{Ferry, create_many, median, percentile, request, rss_mb, send};
+use common::{
+    Ferry, cpu_seconds, create_many, machine_jiffies, median, percentile, request, rss_mb, send,
+};
 use http_body_util::{BodyExt as _, Full};
 use serde_json::Value;
 use tests::etcd::EtcdServer;
@@ -76,8 +78,6 @@ const CREATORS: usize = 64;
 const BIND_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long the init pods may take to be bound.
 const INIT_TIMEOUT: Duration = Duration::from_secs(120);
-/// Linux's `USER_HZ`: the unit of the CPU times in `/proc/<pid>/stat`.
-const USER_HZ: f64 = 100.0;
 const TARGET_EMBEDDED: f64 = 1_000.0;
 const TARGET_ETCD: f64 = 700.0;
 const NODE_CPU: &str = "4";
@@ -564,55 +564,6 @@ fn throughput_samples(t0: Instant, binds: &[Instant]) -> Vec<f64> {
     samples
 }
 
-/// CPU seconds (user + system, every thread) a process has used.
-fn cpu_seconds(pid: u32) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name, which is in parentheses: state is the first, utime the
-    // 12th, stime the 13th.
-    let rest = &stat[stat.rfind(')').context("an odd /proc/<pid>/stat")? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    ensure!(fields.len() > 12, "an odd /proc/{pid}/stat");
-    Ok((fields[11].parse::<f64>()? + fields[12].parse::<f64>()?) / USER_HZ)
-}
-
-/// The pid of this process's child `etcd` (started by [`EtcdServer`]).
-fn etcd_pid() -> Result<u32> {
-    let me = std::process::id().to_string();
-    for entry in std::fs::read_dir("/proc")? {
-        let name = entry?.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let parent = stat[close + 1..].split_whitespace().nth(1);
-        if &stat[open + 1..close] == "etcd" && parent == Some(me.as_str()) {
-            return Ok(pid);
-        }
-    }
-    bail!("no etcd child process found")
-}
-
-/// The machine's busy and total jiffies so far (`/proc/stat`; idle and iowait are not busy).
-fn machine_jiffies() -> Result<(f64, f64)> {
-    let stat = std::fs::read_to_string("/proc/stat")?;
-    let values: Vec<f64> = stat
-        .lines()
-        .next()
-        .and_then(|l| l.strip_prefix("cpu "))
-        .context("no cpu line in /proc/stat")?
-        .split_whitespace()
-        .map(str::parse)
-        .collect::<Result<_, _>>()?;
-    ensure!(values.len() >= 5, "an odd /proc/stat");
-    let total: f64 = values.iter().sum();
-    Ok((total - values[3] - values[4], total))
-}
-
 /// CPU used by each process over a window, in cores (CPU seconds / wall seconds).
 #[derive(Clone, Copy, Default)]
 struct CpuUse {
@@ -826,7 +777,7 @@ async fn round(
     let name = store.name();
     let ferry = Ferry::start(binary, etcd.map(|e| e.endpoint()))?;
     let etcd_pid = match etcd {
-        Some(_) => Some(etcd_pid()?),
+        Some(_) => Some(common::child_named("etcd")?),
         None => None,
     };
     let with_log = |what: &str| format!("{what}; the apiserver's stderr:\n{}", ferry.log_tail());

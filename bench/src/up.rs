@@ -27,7 +27,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
-use common::{arg, ferry_binary, flag, median, percentile, rss_mb};
+use common::{arg, ferry_binary, flag, median, percentile, pss_mb, rss_mb};
 use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, PostParams, WatchEvent, WatchParams};
@@ -98,17 +98,7 @@ impl Cluster {
     fn control_plane_pss(&self) -> Result<f64> {
         let mut total = 0.0;
         for component in ["apiserver", "controller-manager", "scheduler"] {
-            let pid = self.pid(component)?;
-            let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
-            let kb: f64 = rollup
-                .lines()
-                .find_map(|l| l.strip_prefix("Pss:"))
-                .context("no Pss line")?
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse()?;
-            total += kb * 1024.0 / 1e6;
+            total += pss_mb(self.pid(component)?)?;
         }
         Ok(total)
     }
