@@ -64,12 +64,11 @@ fn parse(args: &[String]) -> anyhow::Result<Option<Flags>> {
             continue;
         }
         let mut value = || args.value(name, inline);
-        let timings = &mut flags.options.timings;
+        if crate::leader_election_timing(&mut flags.options.timings, name, &mut value)? {
+            continue;
+        }
         match name {
             "--kubeconfig" => flags.kubeconfig = Some(PathBuf::from(value()?)),
-            "--leader-elect-lease-duration" => timings.lease_duration = crate::seconds(&value()?)?,
-            "--leader-elect-renew-deadline" => timings.renew_deadline = crate::seconds(&value()?)?,
-            "--leader-elect-retry-period" => timings.retry_period = crate::seconds(&value()?)?,
             "--controllers" => {
                 let list = value()?;
                 flags.options.controllers = list
@@ -167,6 +166,25 @@ mod tests {
     fn parse_args(args: &[&str]) -> anyhow::Result<Option<Flags>> {
         let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
         parse(&args)
+    }
+
+    #[test]
+    fn leader_election_flags() {
+        let options = parse_args(&[
+            "--leader-elect",
+            "--leader-elect-lease-duration=4s",
+            "--leader-elect-renew-deadline",
+            "3s",
+            "--leader-elect-retry-period=0.5s",
+        ])
+        .unwrap()
+        .unwrap()
+        .options;
+        assert!(options.leader_elect);
+        assert_eq!(options.timings.lease_duration, Duration::from_secs(4));
+        assert_eq!(options.timings.renew_deadline, Duration::from_secs(3));
+        assert_eq!(options.timings.retry_period, Duration::from_millis(500));
+        assert!(parse_args(&["--leader-elect-retry-period=2"]).is_err());
     }
 
     #[test]

@@ -119,6 +119,23 @@ fn block_on(name: &str, work: impl Future<Output = anyhow::Result<ExitCode>>) ->
     })
 }
 
+/// The `--leader-elect-*` duration flags the controller-manager and the scheduler both take
+/// (kube's names); false when `name` is not one of them.
+pub(crate) fn leader_election_timing(
+    timings: &mut runtime::leader::Timings,
+    name: &str,
+    value: impl FnOnce() -> anyhow::Result<String>,
+) -> anyhow::Result<bool> {
+    let field = match name {
+        "--leader-elect-lease-duration" => &mut timings.lease_duration,
+        "--leader-elect-renew-deadline" => &mut timings.renew_deadline,
+        "--leader-elect-retry-period" => &mut timings.retry_period,
+        _ => return Ok(false),
+    };
+    *field = seconds(&value()?)?;
+    Ok(true)
+}
+
 /// A duration flag in seconds (`15s`, `0.5s`), as the Kubernetes components write them.
 pub(crate) fn seconds(value: &str) -> anyhow::Result<Duration> {
     let number = value

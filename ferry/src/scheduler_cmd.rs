@@ -49,12 +49,11 @@ fn parse(args: &[String]) -> anyhow::Result<Option<Flags>> {
             continue;
         }
         let mut value = || args.value(name, inline);
-        let timings = &mut flags.options.timings;
+        if crate::leader_election_timing(&mut flags.options.timings, name, &mut value)? {
+            continue;
+        }
         match name {
             "--kubeconfig" => flags.kubeconfig = Some(PathBuf::from(value()?)),
-            "--leader-elect-lease-duration" => timings.lease_duration = crate::seconds(&value()?)?,
-            "--leader-elect-renew-deadline" => timings.renew_deadline = crate::seconds(&value()?)?,
-            "--leader-elect-retry-period" => timings.retry_period = crate::seconds(&value()?)?,
             "--percentage-of-nodes-to-score" => {
                 let value = value()?;
                 let percentage: u32 =
