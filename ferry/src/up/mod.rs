@@ -722,12 +722,10 @@ async fn start(
                 client = crate::client(Some(&layout.kubeconfig())).await.ok();
             }
             let mut still = Vec::new();
+            let mut prober = probe::Prober::new(client.as_ref());
             for &i in &waiting {
                 let spec = supervisor.spec(i);
-                if probe::check(&spec.probe, client.as_ref())
-                    .await
-                    .is_healthy()
-                {
+                if prober.check(&spec.probe).await.is_healthy() {
                     let what = match &spec.probe {
                         Probe::Node { .. } => {
                             ready_nodes += 1;
@@ -863,11 +861,12 @@ async fn status(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         "HEALTH"
     );
     let mut all_healthy = true;
+    let mut prober = probe::Prober::new(client.as_ref());
     for component in &status.components {
         let running = component.state == supervisor::State::Running
             && component.pid.is_some_and(supervisor::alive);
         let health = if running {
-            probe::check(&component.probe, client.as_ref()).await
+            prober.check(&component.probe).await
         } else {
             probe::Health::Unhealthy(
                 component

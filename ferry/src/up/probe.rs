@@ -70,65 +70,95 @@ pub async fn apiserver_ready(client: &kube::Client) -> bool {
         .is_ok_and(|r| r.is_ok())
 }
 
-/// The Ready condition of every node, by name ("True", "False", "Unknown").
+/// The Ready condition of every node, by name ("True", "False", "Unknown"); tried twice, each
+/// within 10 s (right after a restart the apiserver may be slow to list).
 pub async fn node_readiness(
     client: &kube::Client,
-) -> Option<std::collections::HashMap<String, String>> {
+) -> Result<std::collections::HashMap<String, String>, String> {
     let nodes: Api<Node> = Api::all(client.clone());
-    let list = tokio::time::timeout(Duration::from_secs(3), nodes.list(&ListParams::default()))
-        .await
-        .ok()?
-        .ok()?;
-    Some(
-        list.items
-            .into_iter()
-            .filter_map(|node| {
-                let ready = node
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
-                    .map_or_else(|| "Unknown".to_owned(), |c| c.status.clone());
-                Some((node.metadata.name?, ready))
-            })
-            .collect(),
-    )
+    let mut attempt = 0;
+    let list = loop {
+        attempt += 1;
+        let error =
+            match tokio::time::timeout(Duration::from_secs(10), nodes.list(&ListParams::default()))
+                .await
+            {
+                Ok(Ok(list)) => break list,
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "no answer within 10 s".to_owned(),
+            };
+        if attempt == 2 {
+            return Err(error);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|node| {
+            let ready = node
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+                .map_or_else(|| "Unknown".to_owned(), |c| c.status.clone());
+            Some((node.metadata.name?, ready))
+        })
+        .collect())
 }
 
-/// Runs `probe` (`client` is the admin client, when the apiserver is up).
-pub async fn check(probe: &Probe, client: Option<&kube::Client>) -> Health {
-    match probe {
-        Probe::Etcd { client_port } => {
-            match http_status(&format!("127.0.0.1:{client_port}"), "/health").await {
-                Some(200) => Health::Healthy("healthy".into()),
-                Some(code) => Health::Unhealthy(format!("/health: {code}")),
-                None => Health::Unhealthy("not answering".into()),
-            }
+/// Runs probes for one look at the cluster: the nodes are listed once, for every kubelet.
+pub struct Prober<'a> {
+    /// The admin client, when the apiserver is up.
+    client: Option<&'a kube::Client>,
+    nodes: Option<Result<std::collections::HashMap<String, String>, String>>,
+}
+
+impl<'a> Prober<'a> {
+    pub fn new(client: Option<&'a kube::Client>) -> Self {
+        Prober {
+            client,
+            nodes: None,
         }
-        Probe::ApiServer => match client {
-            Some(client) if apiserver_ready(client).await => Health::Healthy("ready".into()),
-            _ => Health::Unhealthy("not ready".into()),
-        },
-        Probe::Http { address } => match http_status(address, "/readyz").await {
-            Some(200) => Health::Healthy("ready".into()),
-            Some(code) => Health::Unhealthy(format!("/readyz: {code}")),
-            None => Health::Unhealthy("not answering".into()),
-        },
-        Probe::Process => Health::Healthy("running".into()),
-        Probe::Node { name } => {
-            let readiness = match client {
-                Some(client) => node_readiness(client).await,
-                None => None,
-            };
-            match readiness
-                .as_ref()
-                .and_then(|r| r.get(name))
-                .map(String::as_str)
-            {
-                Some("True") => Health::Healthy(format!("node {name} Ready")),
-                Some("False") => Health::Unhealthy(format!("node {name} NotReady")),
-                Some(_) => Health::Unhealthy(format!("node {name} Unknown")),
-                None => Health::Unhealthy(format!("node {name} not registered")),
+    }
+
+    /// Runs `probe`.
+    pub async fn check(&mut self, probe: &Probe) -> Health {
+        match probe {
+            Probe::Etcd { client_port } => {
+                match http_status(&format!("127.0.0.1:{client_port}"), "/health").await {
+                    Some(200) => Health::Healthy("healthy".into()),
+                    Some(code) => Health::Unhealthy(format!("/health: {code}")),
+                    None => Health::Unhealthy("not answering".into()),
+                }
+            }
+            Probe::ApiServer => match self.client {
+                Some(client) if apiserver_ready(client).await => Health::Healthy("ready".into()),
+                _ => Health::Unhealthy("not ready".into()),
+            },
+            Probe::Http { address } => match http_status(address, "/readyz").await {
+                Some(200) => Health::Healthy("ready".into()),
+                Some(code) => Health::Unhealthy(format!("/readyz: {code}")),
+                None => Health::Unhealthy("not answering".into()),
+            },
+            Probe::Process => Health::Healthy("running".into()),
+            Probe::Node { name } => {
+                let Some(client) = self.client else {
+                    return Health::Unhealthy("no apiserver to ask".into());
+                };
+                if self.nodes.is_none() {
+                    self.nodes = Some(node_readiness(client).await);
+                }
+                match self.nodes.as_ref() {
+                    Some(Ok(nodes)) => match nodes.get(name).map(String::as_str) {
+                        Some("True") => Health::Healthy(format!("node {name} Ready")),
+                        Some("False") => Health::Unhealthy(format!("node {name} NotReady")),
+                        Some(_) => Health::Unhealthy(format!("node {name} Unknown")),
+                        None => Health::Unhealthy(format!("node {name} not registered")),
+                    },
+                    Some(Err(e)) => Health::Unhealthy(format!("cannot list nodes: {e}")),
+                    None => Health::Unhealthy("cannot list nodes".into()),
+                }
             }
         }
     }
