@@ -10,6 +10,7 @@
 // Each binary includes this module and uses only part of it.
 #![allow(dead_code)]
 
+use std::collections::VecDeque;
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -103,7 +104,7 @@ pub struct Ferry {
     /// Where it listens (loopback).
     pub addr: SocketAddr,
     connector: TlsConnector,
-    log_tail: Arc<Mutex<Vec<String>>>,
+    log_tail: Arc<Mutex<VecDeque<String>>>,
     _data_dir: tempfile::TempDir,
 }
 
@@ -125,40 +126,17 @@ impl Ferry {
         if let Some(endpoint) = etcd {
             command.args(["--etcd-servers", endpoint, "--etcd-prefix", "/registry"]);
         }
-        let mut child = command
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or("warn".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("could not start {}", binary.display()))?;
-        // Read stderr on a thread for the whole life of the child (so its pipe never fills),
-        // passing on the address and keeping the last lines for error messages.
-        let stderr = child.stderr.take().context("the child's stderr")?;
-        let log_tail = Arc::new(Mutex::new(Vec::new()));
+        // Passes on the address the apiserver prints.
         let (tx, rx) = std::sync::mpsc::channel();
-        {
-            let log_tail = log_tail.clone();
-            std::thread::spawn(move || {
-                let mut tx = Some(tx);
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    if let Some(addr) = line.strip_prefix("ferry apiserver: serving on https://")
-                        && let Some(tx) = tx.take()
-                    {
-                        let _ = tx.send(addr.trim().to_owned());
-                    }
-                    let mut tail = log_tail.lock().unwrap();
-                    tail.push(line);
-                    if tail.len() > 20 {
-                        tail.remove(0);
-                    }
-                }
-            });
-        }
+        let mut tx = Some(tx);
+        let (child, log_tail) = spawn_logged(&mut command, 20, move |line| {
+            if let Some(addr) = line.strip_prefix("ferry apiserver: serving on https://")
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(addr.trim().to_owned());
+            }
+        })
+        .with_context(|| format!("could not start {}", binary.display()))?;
         let mut ferry = Ferry {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -223,7 +201,7 @@ impl Ferry {
 
     /// The last lines the server wrote on stderr.
     pub fn log_tail(&self) -> String {
-        self.log_tail.lock().unwrap().join("\n")
+        tail_text(&self.log_tail)
     }
 
     /// The server's resident set size (`VmRSS` in `/proc/<pid>/status`), in MB (10^6 bytes).
@@ -331,6 +309,65 @@ pub async fn wait_until(at: Instant) -> Instant {
     }
     tokio::time::sleep_until(at.into()).await;
     Instant::now()
+}
+
+/// Starts `command` quietly (stdin and stdout closed; `RUST_LOG` warn unless set) and reads its
+/// stderr on a thread for the child's whole life, so that its pipe never fills: each line goes to
+/// `on_line`, and the last `keep` lines are kept for error messages.
+pub fn spawn_logged(
+    command: &mut Command,
+    keep: usize,
+    mut on_line: impl FnMut(&str) + Send + 'static,
+) -> Result<(Child, Arc<Mutex<VecDeque<String>>>)> {
+    let mut child = command
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or("warn".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take().context("the child's stderr")?;
+    let tail = Arc::new(Mutex::new(VecDeque::new()));
+    let kept = tail.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            on_line(&line);
+            let mut tail = kept.lock().unwrap();
+            tail.push_back(line);
+            if tail.len() > keep {
+                tail.pop_front();
+            }
+        }
+    });
+    Ok((child, tail))
+}
+
+/// The lines [`spawn_logged`] kept, as one text.
+pub fn tail_text(tail: &Mutex<VecDeque<String>>) -> String {
+    tail.lock()
+        .unwrap()
+        .iter()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A report's "median | min | max" cells over the rounds' figures that exist (NaN: a round had
+/// none), with `digits` decimals; "n/a | n/a | n/a" when no round has one.
+pub fn summary_cells(values: impl IntoIterator<Item = f64>, digits: usize) -> String {
+    let values: Vec<f64> = values.into_iter().filter(|v| !v.is_nan()).collect();
+    if values.is_empty() {
+        return "n/a | n/a | n/a".to_owned();
+    }
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!(
+        "{:.digits$} | {min:.digits$} | {max:.digits$}",
+        median(values.clone())
+    )
 }
 
 /// The VmRSS of a process, in MB (10^6 bytes).

@@ -59,16 +59,18 @@ mod common;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use bytes::Bytes;
-use common::{Dialer, Ferry, create_many, get_json, median, percentile, request, send};
+use common::{
+    Dialer, Ferry, create_many, get_json, median, percentile, request, send, spawn_logged,
+    summary_cells, tail_text,
+};
 use http_body_util::BodyExt as _;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
@@ -193,40 +195,18 @@ struct Component {
 
 impl Component {
     fn start(binary: &Path, name: &'static str, args: &[String]) -> Result<Component> {
-        let mut child = Command::new(binary)
-            .arg(name)
-            .args(args)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or("warn".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("start ferry {name}"))?;
-        let stderr = child.stderr.take().context("the child's stderr")?;
-        let tail = Arc::new(Mutex::new(VecDeque::new()));
         let lines = Arc::new(AtomicUsize::new(0));
-        {
-            let (tail, lines) = (tail.clone(), lines.clone());
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    let n = lines.fetch_add(1, Ordering::Relaxed) + 1;
-                    if n <= ECHO_LINES {
-                        eprintln!("[{name}] {line}");
-                    } else if n == ECHO_LINES + 1 {
-                        eprintln!("[{name}] (further lines are counted, not shown)");
-                    }
-                    let mut tail = tail.lock().unwrap();
-                    tail.push_back(line);
-                    if tail.len() > 30 {
-                        tail.pop_front();
-                    }
+        let counted = lines.clone();
+        let (child, tail) =
+            spawn_logged(Command::new(binary).arg(name).args(args), 30, move |line| {
+                let n = counted.fetch_add(1, Ordering::Relaxed) + 1;
+                if n <= ECHO_LINES {
+                    eprintln!("[{name}] {line}");
+                } else if n == ECHO_LINES + 1 {
+                    eprintln!("[{name}] (further lines are counted, not shown)");
                 }
-            });
-        }
+            })
+            .with_context(|| format!("start ferry {name}"))?;
         Ok(Component {
             name,
             child,
@@ -240,8 +220,7 @@ impl Component {
     }
 
     fn log_tail(&self) -> String {
-        let tail = self.tail.lock().unwrap();
-        tail.iter().cloned().collect::<Vec<_>>().join("\n")
+        tail_text(&self.tail)
     }
 
     /// Fails, with its last log lines, if the process has exited.
@@ -1419,20 +1398,11 @@ fn main() -> Result<()> {
             2,
         ),
     ];
-    let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     println!("\n| metric | median | min | max |\n|---|--:|--:|--:|");
     for (label, get, digits) in &metrics {
-        let values: Vec<f64> = rounds.iter().map(get).filter(|v| !v.is_nan()).collect();
-        if values.is_empty() {
-            println!("| {label} | n/a | n/a | n/a |");
-            continue;
-        }
         println!(
-            "| {label} | {:.digits$} | {:.digits$} | {:.digits$} |",
-            median(values.clone()),
-            min(&values),
-            max(&values),
+            "| {label} | {} |",
+            summary_cells(rounds.iter().map(get), *digits)
         );
     }
     let worst = |get: fn(&Round) -> f64| rounds.iter().map(get).fold(f64::NEG_INFINITY, f64::max);

@@ -66,6 +66,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 use bytes::Bytes;
 use common::{
     Ferry, cpu_seconds, create_many, machine_jiffies, median, percentile, request, rss_mb, send,
+    summary_cells,
 };
 use http_body_util::{BodyExt as _, Full};
 use serde_json::Value;
@@ -1141,8 +1142,6 @@ fn main() -> Result<()> {
         ("scheduler RSS after, MB", |r| r.scheduler_rss_mb, 0),
         ("apiserver RSS after, MB", |r| r.apiserver_rss_mb, 0),
     ];
-    let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     println!("\n| store | metric | median | min | max |\n|---|---|--:|--:|--:|");
     for (store, rounds) in &results {
         for (label, get, digits) in &metrics {
@@ -1150,18 +1149,8 @@ fn main() -> Result<()> {
                 continue;
             }
             // NaN: no figure (a run too short for one throughput sample).
-            let values: Vec<f64> = rounds.iter().map(get).filter(|v| !v.is_nan()).collect();
-            if values.is_empty() {
-                println!("| {} | {label} | n/a | n/a | n/a |", store.name());
-                continue;
-            }
-            println!(
-                "| {} | {label} | {:.digits$} | {:.digits$} | {:.digits$} |",
-                store.name(),
-                median(values.clone()),
-                min(&values),
-                max(&values),
-            );
+            let cells = summary_cells(rounds.iter().map(get), *digits);
+            println!("| {} | {label} | {cells} |", store.name());
         }
     }
     println!(
@@ -1192,8 +1181,8 @@ fn main() -> Result<()> {
             store.name(),
             config.nodes,
             config.pods,
-            min(&rates),
-            max(&rates)
+            rates.iter().copied().fold(f64::INFINITY, f64::min),
+            rates.iter().copied().fold(f64::NEG_INFINITY, f64::max)
         );
     }
     Ok(())
