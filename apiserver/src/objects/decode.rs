@@ -27,40 +27,52 @@ use crate::errors::ApiError;
 /// a failure into the 400 Kubernetes' strict decoder sends, naming the field. `apiVersion` and
 /// `kind` must match the endpoint (or be absent). Kinds without a typed model are accepted.
 ///
-/// Returns the fields the type does not know (what `fieldValidation` decides about).
-pub fn decode_typed(info: &ResourceInfo, obj: &Value) -> Result<Vec<UnknownField>, ApiError> {
-    let Some(map) = obj.as_object() else {
+/// Returns the fields the type does not know (what `fieldValidation` decides about). `obj` is
+/// left as it came; it is borrowed mutably only to set `apiVersion` and `kind` aside while the
+/// typed decoder runs (they are checked here; the typed decoders insist on their own spelling).
+pub fn decode_typed(info: &ResourceInfo, obj: &mut Value) -> Result<Vec<UnknownField>, ApiError> {
+    let Some(map) = obj.as_object_mut() else {
         return Err(ApiError::bad_request(&not_an_object_message(obj)));
     };
     super::meta::check_type_meta(info, map)?;
-    let mut value = obj.clone();
-    if let Some(m) = value.as_object_mut() {
-        // Checked above; the typed decoders insist on their own spelling.
-        m.remove("apiVersion");
-        m.remove("kind");
+    let api_version = map.remove("apiVersion");
+    let kind_field = map.remove("kind");
+    let result = check_kind(info, obj);
+    if let Some(map) = obj.as_object_mut() {
+        if let Some(v) = api_version {
+            map.insert("apiVersion".into(), v);
+        }
+        if let Some(k) = kind_field {
+            map.insert("kind".into(), k);
+        }
     }
+    result
+}
+
+/// [`decode_typed`] of `value`, without its `apiVersion` and `kind`.
+fn check_kind(info: &ResourceInfo, value: &Value) -> Result<Vec<UnknownField>, ApiError> {
     use k8s::api::{apps, coordination, core, events, scheduling};
     let kind = Kind::of(info);
     let result = match kind {
-        Kind::Namespace => check::<core::v1::Namespace>(info, &value),
-        Kind::Pod => check::<core::v1::Pod>(info, &value),
-        Kind::Node => check::<core::v1::Node>(info, &value),
-        Kind::Service => check::<core::v1::Service>(info, &value),
-        Kind::Endpoints => check::<core::v1::Endpoints>(info, &value),
-        Kind::ConfigMap => check::<core::v1::ConfigMap>(info, &value),
-        Kind::Secret => check::<core::v1::Secret>(info, &value),
-        Kind::ServiceAccount => check::<core::v1::ServiceAccount>(info, &value),
-        Kind::CoreEvent => check::<core::v1::Event>(info, &value),
-        Kind::Deployment => check::<apps::v1::Deployment>(info, &value),
-        Kind::ReplicaSet => check::<apps::v1::ReplicaSet>(info, &value),
-        Kind::Lease => check::<coordination::v1::Lease>(info, &value),
-        Kind::PriorityClass => check::<scheduling::v1::PriorityClass>(info, &value),
-        Kind::EventsEvent => check::<events::v1::Event>(info, &value),
+        Kind::Namespace => check::<core::v1::Namespace>(info, value),
+        Kind::Pod => check::<core::v1::Pod>(info, value),
+        Kind::Node => check::<core::v1::Node>(info, value),
+        Kind::Service => check::<core::v1::Service>(info, value),
+        Kind::Endpoints => check::<core::v1::Endpoints>(info, value),
+        Kind::ConfigMap => check::<core::v1::ConfigMap>(info, value),
+        Kind::Secret => check::<core::v1::Secret>(info, value),
+        Kind::ServiceAccount => check::<core::v1::ServiceAccount>(info, value),
+        Kind::CoreEvent => check::<core::v1::Event>(info, value),
+        Kind::Deployment => check::<apps::v1::Deployment>(info, value),
+        Kind::ReplicaSet => check::<apps::v1::ReplicaSet>(info, value),
+        Kind::Lease => check::<coordination::v1::Lease>(info, value),
+        Kind::PriorityClass => check::<scheduling::v1::PriorityClass>(info, value),
+        Kind::EventsEvent => check::<events::v1::Event>(info, value),
         Kind::Other => return Ok(Vec::new()),
     };
     let unknown = result?;
     let mut bad: Option<String> = None;
-    for_each_quantity(kind, &mut value, &mut |q, _| {
+    for_each_quantity_ref(kind, value, &mut |q| {
         if bad.is_none()
             && let Err(e) = parse_quantity_value(q)
         {
@@ -89,15 +101,23 @@ fn check<T: DeserializeOwned>(
     info: &ResourceInfo,
     value: &Value,
 ) -> Result<Vec<UnknownField>, ApiError> {
-    decode_as::<T>(info.kind, info.version, value)?;
     let mut unknown = Vec::new();
-    // Decoding succeeded above, so this pass only collects what the type skipped.
-    let _ = serde_ignored::deserialize::<_, _, T>(value, |path| {
+    // One typed pass that also collects what the type skips; on failure the object is decoded
+    // again from its text, which is what locates the error for Kubernetes' wording.
+    let decoded = serde_ignored::deserialize::<_, _, T>(value, |path| {
         let mut segs = Vec::new();
         ignored_path(&path, &mut segs);
         unknown.push(UnknownField(segs));
     });
-    Ok(unknown)
+    match decoded {
+        Ok(_) => Ok(unknown),
+        Err(err) => match decode_as::<T>(info.kind, info.version, value) {
+            Err(e) => Err(e),
+            // Decoding from the text succeeded where decoding the value did not (not seen):
+            // report the value's error as it is.
+            Ok(_) => Err(cannot_be_handled(info.kind, info.version, &err.to_string())),
+        },
+    }
 }
 
 /// The fields a JSON document sets more than once (`spec.replicas`, `metadata.labels.app`), in
@@ -107,9 +127,14 @@ pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
     use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
     use std::borrow::Cow;
     use std::collections::HashSet;
+    use std::fmt::Write as _;
 
+    /// Maps up to this many keys are checked by a scan, bigger ones through a hash set.
+    const SCAN: usize = 32;
+
+    /// Walks one value; `path` is the value's path, restored before returning.
     struct Walk<'o> {
-        path: String,
+        path: &'o mut String,
         out: &'o mut Vec<String>,
     }
 
@@ -126,35 +151,50 @@ pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
             f.write_str("JSON")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            let mut seen = HashSet::new();
+            let mut seen: Vec<Cow<'de, str>> = Vec::new();
+            let mut many: HashSet<Cow<'de, str>> = HashSet::new();
+            let len = self.path.len();
             while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                let path = if self.path.is_empty() {
-                    key.to_string()
+                if len > 0 {
+                    self.path.push('.');
+                }
+                self.path.push_str(&key);
+                let repeated = if many.is_empty() && seen.len() < SCAN {
+                    let repeated = seen.contains(&key);
+                    if !repeated {
+                        seen.push(key);
+                    }
+                    repeated
                 } else {
-                    format!("{}.{key}", self.path)
+                    many.extend(seen.drain(..));
+                    !many.insert(key)
                 };
-                if !seen.insert(key) {
-                    self.out.push(path.clone());
+                if repeated {
+                    self.out.push(self.path.clone());
                 }
                 map.next_value_seed(Walk {
-                    path,
-                    out: self.out,
+                    path: &mut *self.path,
+                    out: &mut *self.out,
                 })?;
+                self.path.truncate(len);
             }
             Ok(())
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-            let mut index = 0;
-            loop {
+            let len = self.path.len();
+            for index in 0.. {
+                let _ = write!(self.path, "[{index}]");
                 let walk = Walk {
-                    path: format!("{}[{index}]", self.path),
-                    out: self.out,
+                    path: &mut *self.path,
+                    out: &mut *self.out,
                 };
-                if seq.next_element_seed(walk)?.is_none() {
-                    return Ok(());
+                let more = seq.next_element_seed(walk)?.is_some();
+                self.path.truncate(len);
+                if !more {
+                    break;
                 }
-                index += 1;
             }
+            Ok(())
         }
         fn visit_bool<E>(self, _: bool) -> Result<(), E> {
             Ok(())
@@ -177,9 +217,10 @@ pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
     }
 
     let mut out = Vec::new();
+    let mut path = String::new();
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let walk = Walk {
-        path: String::new(),
+        path: &mut path,
         out: &mut out,
     };
     if walk.deserialize(&mut deserializer).is_err() {
@@ -659,6 +700,39 @@ fn quantity_patterns(kind: Kind) -> Vec<(Vec<&'static str>, bool)> {
         .collect()
 }
 
+/// [`for_each_quantity`] for reading: `f` sees each quantity of `obj`.
+fn for_each_quantity_ref(kind: Kind, obj: &Value, f: &mut dyn FnMut(&Value)) {
+    fn visit(v: &Value, pattern: &[&str], f: &mut dyn FnMut(&Value)) {
+        match pattern.split_first() {
+            None => {
+                if !v.is_null() {
+                    f(v);
+                }
+            }
+            Some((&"*", rest)) => {
+                for item in v.as_array().into_iter().flatten() {
+                    visit(item, rest, f);
+                }
+            }
+            Some((&"**", _)) => {
+                for item in v.as_object().into_iter().flat_map(|m| m.values()) {
+                    if !item.is_null() {
+                        f(item);
+                    }
+                }
+            }
+            Some((key, rest)) => {
+                if let Some(next) = v.get(*key) {
+                    visit(next, rest, f);
+                }
+            }
+        }
+    }
+    for (pattern, _) in quantity_patterns(kind) {
+        visit(obj, &pattern, f);
+    }
+}
+
 /// Calls `f` on every quantity of an object of `kind` (with whether it is in a resource list).
 pub(crate) fn for_each_quantity(kind: Kind, obj: &mut Value, f: &mut dyn FnMut(&mut Value, bool)) {
     fn visit(v: &mut Value, pattern: &[&str], list: bool, f: &mut dyn FnMut(&mut Value, bool)) {
@@ -728,8 +802,8 @@ mod tests {
         registry::by_group_version_resource(group, "v1", resource).unwrap()
     }
 
-    fn message(group: &str, resource: &str, obj: Value) -> String {
-        let err = decode_typed(info(group, resource), &obj).unwrap_err();
+    fn message(group: &str, resource: &str, mut obj: Value) -> String {
+        let err = decode_typed(info(group, resource), &mut obj).unwrap_err();
         assert_eq!(err.code, 400, "{}", err.message);
         err.message
     }
@@ -823,7 +897,7 @@ mod tests {
 
     #[test]
     fn well_typed_objects_pass() {
-        let ok = json!({
+        let mut ok = json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "web", "labels": {"app": "web"}},
             "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
@@ -831,17 +905,34 @@ mod tests {
                                   "spec": {"containers": [{"name": "c", "image": "nginx",
                                            "resources": {"limits": {"cpu": 1, "memory": "64Mi"}}}]}}}
         });
-        decode_typed(info("apps", "deployments"), &ok).unwrap();
+        decode_typed(info("apps", "deployments"), &mut ok).unwrap();
         decode_typed(
             info("", "configmaps"),
-            &json!({"data": {"a": "b"}, "metadata": null}),
+            &mut json!({"data": {"a": "b"}, "metadata": null}),
         )
         .unwrap();
     }
 
     #[test]
+    fn duplicate_fields_are_found_by_path_in_small_and_big_maps() {
+        let body = br#"{"a":1,"spec":{"list":[{"x":1,"x":2},{"y":[{"z":1,"z":1}]}]},"a":2}"#;
+        assert_eq!(
+            duplicate_fields(body),
+            vec!["spec.list[0].x", "spec.list[1].y[0].z", "a"]
+        );
+        let mut big: String = (0..100).map(|i| format!(r#""k{i}":{i},"#)).collect();
+        big.push_str(r#""k7":0,"k99":0"#);
+        assert_eq!(
+            duplicate_fields(format!(r#"{{"data":{{{big}}}}}"#).as_bytes()),
+            vec!["data.k7", "data.k99"]
+        );
+        assert!(duplicate_fields(br#"{"a":{"b":1},"c":{"b":1}}"#).is_empty());
+        assert!(duplicate_fields(b"not json").is_empty());
+    }
+
+    #[test]
     fn type_meta_and_shape() {
-        let err = decode_typed(info("", "configmaps"), &json!([])).unwrap_err();
+        let err = decode_typed(info("", "configmaps"), &mut json!([])).unwrap_err();
         assert_eq!(err.code, 400);
         assert!(
             err.message.starts_with(
@@ -852,7 +943,7 @@ mod tests {
         );
         let err = decode_typed(
             info("", "configmaps"),
-            &json!({"apiVersion": "v2", "kind": "ConfigMap"}),
+            &mut json!({"apiVersion": "v2", "kind": "ConfigMap"}),
         )
         .unwrap_err();
         assert_eq!(
@@ -861,7 +952,7 @@ mod tests {
         );
         let err = decode_typed(
             info("", "configmaps"),
-            &json!({"apiVersion": "v1", "kind": "Pod"}),
+            &mut json!({"apiVersion": "v1", "kind": "Pod"}),
         )
         .unwrap_err();
         assert_eq!(err.code, 400);

@@ -781,7 +781,7 @@ fn services_keep_their_cluster_ip() {
 fn wrong_types_are_400s_naming_the_field() {
     let mut d = deployment();
     d["spec"]["replicas"] = json!("3");
-    let err = decode_typed(info("apps", "deployments"), &d).unwrap_err();
+    let err = decode_typed(info("apps", "deployments"), &mut d).unwrap_err();
     assert_eq!(err.code, 400);
     assert_eq!(
         err.message,
@@ -1143,7 +1143,7 @@ fn malformed_input_never_panics() {
     objects.push(json!({"spec": {"strategy": {"rollingUpdate": {"maxSurge": [], "maxUnavailable": {}}}, "selector": {"matchExpressions": [1, {"values": "x"}]}}}));
     for resource in registry::all() {
         for obj in &objects {
-            let _ = decode_typed(resource, obj);
+            let _ = decode_typed(resource, &mut obj.clone());
             let mut created = obj.clone();
             let _ = prepare_create(resource, Some("default"), &mut created, NOW, UID);
             for sub in [None, Some("status"), Some("finalize"), Some("scale")] {

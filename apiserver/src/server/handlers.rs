@@ -382,6 +382,38 @@ pub fn encode(info: &ResourceInfo, obj: &Value) -> Bytes {
     Bytes::from(serde_json::to_vec(&obj).unwrap_or_default())
 }
 
+/// [`encode`] of an object about to be created, which the caller no longer needs as it is: its
+/// `resourceVersion` is dropped in place instead of from a copy.
+fn encode_new(info: &ResourceInfo, obj: &mut Value) -> Bytes {
+    if is_events_v1(info) {
+        return encode(info, obj);
+    }
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+    }
+    Bytes::from(serde_json::to_vec(obj).unwrap_or_default())
+}
+
+/// The object a create stored as `kv`, from `written` (what [`encode_new`] encoded) rather than
+/// by decoding the stored bytes again: the same object, with its `resourceVersion`.
+fn created_object(
+    info: &ResourceInfo,
+    mut written: Value,
+    kv: &KeyValue,
+) -> Result<Value, ApiError> {
+    if is_events_v1(info) {
+        // Stored in the core/v1 form: answered as reading it back would.
+        return decode_stored(info, &kv.value, kv.mod_revision);
+    }
+    if let Some(meta) = written.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert(
+            "resourceVersion".into(),
+            Value::String(kv.mod_revision.to_string()),
+        );
+    }
+    Ok(written)
+}
+
 /// Decodes a request body: JSON (also when no Content-Type is given), YAML or Kubernetes'
 /// protobuf.
 pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
@@ -1025,7 +1057,7 @@ impl Ctx<'_> {
 
     async fn create(&self, headers: &HeaderMap, body: &[u8]) -> Result<Response<Body>, ApiError> {
         let mut obj = decode_body(headers, body)?;
-        let unknown = objects::decode_typed(self.info, &obj)?;
+        let unknown = objects::decode_typed(self.info, &mut obj)?;
         self.unknown_fields(&mut obj, unknown)?;
         let manager = self.manager_name(headers)?;
         self.create_object(obj, &manager, None).await
@@ -1052,8 +1084,13 @@ impl Ctx<'_> {
         admission::admit_create(self.server, self.info, &mut obj).await?;
         let validation = Validation::read(self.server, self.info).await?;
         // A generated name may collide; Kubernetes retries the create with a new one.
+        let retries = !has_name && generate.is_some();
         for _ in 0..8 {
-            let mut attempt = obj.clone();
+            let mut attempt = if retries {
+                obj.clone()
+            } else {
+                std::mem::take(&mut obj)
+            };
             if let (false, Some(prefix)) = (has_name, &generate)
                 && let Some(meta) = attempt.get_mut("metadata").and_then(Value::as_object_mut)
             {
@@ -1085,7 +1122,7 @@ impl Ctx<'_> {
             let allocated = self.allocate_cluster_ip(&mut attempt, &name).await?;
             let result = self
                 .store()
-                .create(&self.key(&name), encode(self.info, &attempt))
+                .create(&self.key(&name), encode_new(self.info, &mut attempt))
                 .await;
             if result.is_err()
                 && let Some(ip) = &allocated
@@ -1094,12 +1131,10 @@ impl Ctx<'_> {
             }
             match result {
                 Ok(kv) => {
-                    let created = decode_stored(self.info, &kv.value, kv.mod_revision)?;
+                    let created = created_object(self.info, attempt, &kv)?;
                     return Ok(self.respond(StatusCode::CREATED, &created));
                 }
-                Err(StorageError::AlreadyExists { .. }) if !has_name && generate.is_some() => {
-                    continue;
-                }
+                Err(StorageError::AlreadyExists { .. }) if retries => continue,
                 Err(e) => return Err(ApiError::from_storage(e, &self.qr(), &name)),
             }
         }
@@ -1216,7 +1251,7 @@ impl Ctx<'_> {
         body: &[u8],
     ) -> Result<Response<Body>, ApiError> {
         let mut new = decode_body(headers, body)?;
-        let unknown = objects::decode_typed(self.info, &new)?;
+        let unknown = objects::decode_typed(self.info, &mut new)?;
         self.unknown_fields(&mut new, unknown)?;
         check_body_name(&new, name)?;
         let preconditions = body_preconditions(&new)?;
@@ -1342,7 +1377,7 @@ impl Ctx<'_> {
                 } else {
                     patched
                 };
-                let unknown = objects::decode_typed(info, &next)?;
+                let unknown = objects::decode_typed(info, &mut next)?;
                 self.unknown_fields(&mut next, unknown)?;
                 objects::prepare_update(info, if scale { None } else { sub }, old, &mut next)?;
                 validation.validate(sub, &next, false)?;
@@ -1402,7 +1437,7 @@ impl Ctx<'_> {
         let updated = self
             .modify(name, Preconditions::none(), &mut |old| {
                 let mut next = managed::apply(Some(old), &applied, schema, scope, &writer, force)?;
-                let unknown = objects::decode_typed(info, &next)?;
+                let unknown = objects::decode_typed(info, &mut next)?;
                 self.unknown_fields_or(&mut next, unknown, "Strict")?;
                 objects::prepare_update(info, sub, old, &mut next)?;
                 validation.validate(sub, &next, false)?;
@@ -1417,7 +1452,7 @@ impl Ctx<'_> {
                 if let Some(meta) = created.get_mut("metadata").and_then(Value::as_object_mut) {
                     meta.insert("name".into(), json!(name));
                 }
-                let unknown = objects::decode_typed(info, &created)?;
+                let unknown = objects::decode_typed(info, &mut created)?;
                 self.unknown_fields_or(&mut created, unknown, "Strict")?;
                 self.check_namespace().await?;
                 self.create_object(created, manager, fields).await
