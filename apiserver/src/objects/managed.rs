@@ -44,6 +44,18 @@ pub enum Scope {
     Status,
 }
 
+impl Scope {
+    /// Whether a write in this scope covers the top-level field `key`.
+    fn covers(self, key: &str) -> bool {
+        match (self, key) {
+            (_, "apiVersion" | "kind") => false,
+            (Scope::Status, k) => k == "status",
+            (Scope::MainWithoutStatus, "status") => false,
+            _ => true,
+        }
+    }
+}
+
 const SERVER_METADATA: &[&str] = &[
     "name",
     "namespace",
@@ -65,13 +77,7 @@ fn leaves<'v>(obj: &'v Value, schema: Schema<'_>, scope: Scope) -> Leaves<'v> {
     };
     let mut path = Path::new();
     for (key, value) in map {
-        let covered = match (scope, key.as_str()) {
-            (_, "apiVersion" | "kind") => false,
-            (Scope::Status, k) => k == "status",
-            (Scope::MainWithoutStatus, "status") => false,
-            _ => true,
-        };
-        if !covered {
+        if !scope.covers(key) {
             continue;
         }
         let (child, meta) = schema.field(key);
@@ -132,6 +138,93 @@ fn collect<'v>(
         }
         _ => {
             out.insert(path.clone(), Some(value));
+        }
+    }
+}
+
+/// FieldsV1 of every path of `obj` a write in `scope` covers: `to_fields_v1` of [`leaves`]
+/// paths, built in one walk.
+fn fields_v1_of(obj: &Value, schema: Schema<'_>, scope: Scope) -> Map<String, Value> {
+    let mut root = Map::new();
+    let Value::Object(map) = obj else {
+        return root;
+    };
+    for (key, value) in map {
+        if !scope.covers(key) {
+            continue;
+        }
+        let (child, meta) = schema.field(key);
+        if key == "metadata" {
+            let mut fields = Map::new();
+            if let Value::Object(meta_map) = value {
+                for (field, v) in meta_map {
+                    if SERVER_METADATA.contains(&field.as_str()) {
+                        continue;
+                    }
+                    let (grand, grand_meta) = child.field(field);
+                    fields.insert(
+                        format!("f:{field}"),
+                        fields_below(v, grand, grand_meta.list),
+                    );
+                }
+            }
+            if !fields.is_empty() {
+                root.insert(format!("f:{key}"), Value::Object(fields));
+            }
+        } else {
+            root.insert(format!("f:{key}"), fields_below(value, child, meta.list));
+        }
+    }
+    root
+}
+
+/// FieldsV1 of `value` and what is below it, as [`collect`] walks it.
+fn fields_below(value: &Value, schema: Schema<'_>, list: ListType<'_>) -> Value {
+    let mut node = Map::new();
+    match value {
+        Value::Object(map) if !map.is_empty() && !schema.is_atomic_map() => {
+            for (key, v) in map {
+                let (child, meta) = schema.field(key);
+                node.insert(format!("f:{key}"), fields_below(v, child, meta.list));
+            }
+        }
+        Value::Array(items) if list != ListType::Atomic && !items.is_empty() => {
+            for item in items {
+                let Some(element) = element_of(item, list) else {
+                    continue;
+                };
+                let mut member = Map::new();
+                if let (ListType::Map(_), Value::Object(map)) = (list, item) {
+                    for (key, v) in map {
+                        let (child, meta) = schema.field(key);
+                        member.insert(format!("f:{key}"), fields_below(v, child, meta.list));
+                    }
+                    if !member.is_empty() {
+                        member.insert(".".into(), json!({}));
+                    }
+                }
+                // Elements with the same key are one member (Kubernetes refuses them anyway).
+                match node.get_mut(&element) {
+                    Some(Value::Object(earlier)) => merge_fields(earlier, member),
+                    _ => {
+                        node.insert(element, Value::Object(member));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    Value::Object(node)
+}
+
+/// Adds the FieldsV1 `more` to `into`.
+fn merge_fields(into: &mut Map<String, Value>, more: Map<String, Value>) {
+    for (key, value) in more {
+        match (into.get_mut(&key), value) {
+            (Some(Value::Object(earlier)), Value::Object(more)) => merge_fields(earlier, more),
+            (_, value) => {
+                into.insert(key, value);
+            }
         }
     }
 }
@@ -387,15 +480,50 @@ pub fn record_update(
     scope: Scope,
     manager: &Manager<'_>,
 ) {
-    let sent = new.pointer("/metadata/managedFields").cloned();
-    let previous = old
-        .and_then(|o| o.pointer("/metadata/managedFields"))
-        .cloned();
-    let mut entries = match (&sent, old) {
-        (Some(sent), _) if Some(sent) != previous.as_ref() => entries_of(new),
+    let sent = new.pointer("/metadata/managedFields");
+    let previous = old.and_then(|o| o.pointer("/metadata/managedFields"));
+    let entries = match (sent, old) {
+        (Some(sent), _) if Some(sent) != previous => entries_of(new),
         (_, Some(old)) => entries_of(old),
         _ => Vec::new(),
     };
+    if old.is_none() && entries.is_empty() {
+        // A create with no ownership to start from: the manager owns every field it set.
+        let fields = fields_v1_of(new, schema, scope);
+        let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) else {
+            return;
+        };
+        if fields.is_empty() {
+            meta.remove("managedFields");
+        } else {
+            let mut entry = json!({
+                "manager": manager.name,
+                "operation": "Update",
+                "apiVersion": manager.api_version,
+                "fieldsType": "FieldsV1",
+                "fieldsV1": fields,
+                "time": manager.now,
+            });
+            if let Some(sub) = manager.subresource {
+                entry["subresource"] = json!(sub);
+            }
+            meta.insert("managedFields".into(), Value::Array(vec![entry]));
+        }
+        return;
+    }
+    record_changes(old, new, entries, schema, scope, manager);
+}
+
+/// [`record_update`] over `entries`, the ownership before the write: the paths that differ
+/// between `old` and `new` change hands.
+fn record_changes(
+    old: Option<&Value>,
+    new: &mut Value,
+    mut entries: Vec<Entry>,
+    schema: Schema<'_>,
+    scope: Scope,
+    manager: &Manager<'_>,
+) {
     let empty = Value::Null;
     let before = leaves(old.unwrap_or(&empty), schema, scope);
     let after = leaves(new, schema, scope);
@@ -771,6 +899,58 @@ mod tests {
             },
             "status": {"replicas": 1}
         })
+    }
+
+    #[test]
+    fn a_create_records_in_one_walk_what_the_general_diff_records() {
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "default", "uid": "u",
+                         "labels": {"app": "web", "tier": "x"},
+                         "annotations": {"a": "b"}, "finalizers": ["x/y", "x/z"],
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                              "name": "rs", "uid": "1", "controller": true}]},
+            "spec": {
+                "containers": [
+                    {"name": "a", "image": "i", "ports": [{"containerPort": 80},
+                        {"containerPort": 53, "protocol": "UDP"}],
+                     "env": [{"name": "E", "value": "1"}], "args": ["x", "y"],
+                     "resources": {"limits": {"cpu": "1"}}},
+                    {"name": "b", "image": "j"},
+                    {"name": "a", "imagePullPolicy": "Always"},
+                ],
+                "volumes": [{"name": "v", "emptyDir": {}}],
+                "nodeSelector": {},
+                "tolerations": [{"key": "k", "operator": "Exists"}],
+            },
+            "status": {"phase": "Pending", "conditions": [{"type": "Ready", "status": "True"}]}
+        });
+        let bare = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+        let cases = [
+            (
+                pod.clone(),
+                Schema::of_kind("", "Pod"),
+                Scope::MainWithoutStatus,
+            ),
+            (pod.clone(), Schema::of_kind("", "Pod"), Scope::Main),
+            (pod, Schema::of_kind("", "Pod"), Scope::Status),
+            (deployment(3, "nginx"), schema(), Scope::MainWithoutStatus),
+            (bare, Schema::of_kind("", "ConfigMap"), Scope::Main),
+        ];
+        for (obj, schema, scope) in cases {
+            let mut fast = obj.clone();
+            record_update(None, &mut fast, schema, scope, &manager("kubectl"));
+            let mut general = obj;
+            record_changes(
+                None,
+                &mut general,
+                Vec::new(),
+                schema,
+                scope,
+                &manager("kubectl"),
+            );
+            assert_eq!(fast, general, "{scope:?}");
+        }
     }
 
     #[test]

@@ -22,7 +22,9 @@
 //! - **Failure.** If the storage watch ends (the store went away, or compacted past it), the
 //!   cache ends every watch, relists and starts again; reads fall back to the store meanwhile.
 //! - **Serialization.** Each object version is serialized at most once, however many watchers
-//!   and lists send it (kube-apiserver's `cachingObject`).
+//!   and lists send it (kube-apiserver's `cachingObject`). A create made through this server
+//!   hands the cache the version it wrote and answered with ([`Cacher::offer`]), so the storage
+//!   watch's event for it is not parsed and serialized again; any other event is.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,7 +88,9 @@ impl Pairs {
 }
 
 impl Cached {
-    fn new(primary: &ResourceInfo, obj: &Value) -> Self {
+    /// `obj` as the cache of `primary` holds it: `obj` must be in the primary form, with its
+    /// `resourceVersion`.
+    pub fn new(primary: &ResourceInfo, obj: &Value) -> Self {
         let labels = obj
             .pointer("/metadata/labels")
             .and_then(Value::as_object)
@@ -196,6 +200,9 @@ pub struct Cacher {
     /// A watcher queue's capacity: a watcher this far behind is ended.
     pub queue_capacity: usize,
     revision: tokio_watch::Sender<Revision>,
+    /// Versions this server wrote, by key, with their revision, until the storage watch's event
+    /// for them arrives ([`Cacher::offer`]).
+    offered: Mutex<HashMap<String, (Revision, Arc<Cached>)>>,
     progress_wanted: Notify,
     events_received: AtomicU64,
     initializations: AtomicU64,
@@ -211,6 +218,7 @@ impl Cacher {
             watchers: Mutex::new(Vec::new()),
             queue_capacity: queue_capacity.max(1),
             revision: tokio_watch::channel(0).0,
+            offered: Mutex::new(HashMap::new()),
             progress_wanted: Notify::new(),
             events_received: AtomicU64::new(0),
             initializations: AtomicU64::new(0),
@@ -228,6 +236,49 @@ impl Cacher {
 
     fn watchers(&self) -> std::sync::MutexGuard<'_, Vec<mpsc::Sender<Item>>> {
         self.watchers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn offered(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Revision, Arc<Cached>)>> {
+        self.offered.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands the cache `obj`, which this server has just written to `key` at `revision` and
+    /// serialized for its answer: the storage watch's event for that revision then takes it as
+    /// it is instead of parsing the stored bytes. Ignored when the cache is not following the
+    /// store, or has already applied the revision.
+    pub fn offer(&self, key: &str, revision: Revision, obj: Arc<Cached>) {
+        // Under the state lock, so that the event cannot be applied in between: an offer is
+        // either taken by its event or dropped by the first event after it (see `apply`).
+        let state = self.read();
+        if state.revision == 0 || state.revision >= revision {
+            return;
+        }
+        self.offered().insert(key.to_owned(), (revision, obj));
+    }
+
+    /// The version offered for `key` at exactly `revision`, if any.
+    fn take_offered(&self, key: &str, revision: Revision) -> Option<Arc<Cached>> {
+        let mut offered = self.offered();
+        if offered.is_empty() {
+            return None;
+        }
+        match offered.remove(key) {
+            Some((at, obj)) if at == revision => Some(obj),
+            // An offer for another revision of the key: keep it if it is still to come.
+            Some(other) if other.0 > revision => {
+                offered.insert(key.to_owned(), other);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Drops the offers the cache has passed (their event came in before the offer).
+    fn drop_passed_offers(&self, revision: Revision) {
+        let mut offered = self.offered();
+        if !offered.is_empty() {
+            offered.retain(|_, (at, _)| *at > revision);
+        }
     }
 
     /// A new watcher's queue. Called with `state` locked, so that it starts exactly where the
@@ -397,12 +448,19 @@ impl Cacher {
 
     fn apply(&self, event: crate::storage::Event) {
         self.events_received.fetch_add(1, Ordering::Relaxed);
-        let obj = match decode_stored(self.primary, &event.value, event.revision) {
-            Ok(obj) => Arc::new(Cached::new(self.primary, &obj)),
-            Err(e) => {
-                tracing::warn!(key = %event.key, error = %e.message, "skipping an undecodable event");
-                return;
-            }
+        let offered = match event.kind {
+            EventKind::Added => self.take_offered(&event.key, event.revision),
+            EventKind::Modified | EventKind::Deleted => None,
+        };
+        let obj = match offered {
+            Some(obj) => obj,
+            None => match decode_stored(self.primary, &event.value, event.revision) {
+                Ok(obj) => Arc::new(Cached::new(self.primary, &obj)),
+                Err(e) => {
+                    tracing::warn!(key = %event.key, error = %e.message, "skipping an undecodable event");
+                    return;
+                }
+            },
         };
         let revision = event.revision;
         {
@@ -426,6 +484,7 @@ impl Cacher {
             state.revision = state.revision.max(revision);
             // Published under the lock, so that a watch starting now sees it exactly once.
             self.publish(&Item::Event(cached));
+            self.drop_passed_offers(state.revision);
         }
         self.revision.send_replace(self.read().revision);
     }
@@ -437,6 +496,7 @@ impl Cacher {
             // A quiet resource's window ages out here.
             Self::trim(&mut state, Instant::now());
             self.publish(&Item::Progress(state.revision));
+            self.drop_passed_offers(state.revision);
             state.revision
         };
         self.revision.send_replace(now);
@@ -448,6 +508,7 @@ impl Cacher {
             *state = State::default();
             self.publish(&Item::Reset);
             self.watchers().clear();
+            self.offered().clear();
         }
         self.revision.send_replace(0);
     }
@@ -631,6 +692,50 @@ mod tests {
             .unwrap();
         assert!(cacher.wait_fresh(other.mod_revision).await);
         assert!(cacher.revision() >= other.mod_revision);
+    }
+
+    #[tokio::test]
+    async fn a_create_offered_by_its_writer_is_cached_as_offered_and_late_offers_are_dropped() {
+        let (_dir, store, caches, _stop) = started().await;
+        let cacher = caches.get(pods()).unwrap().clone();
+        assert!(cacher.wait_fresh(0).await);
+        // The writer offers what it answered with; the cache takes that version as it is
+        // (the marker label shows it did not parse the stored bytes instead). Offered before
+        // the write here, at the revision the write is going to get, so that the event cannot
+        // overtake the offer.
+        let revision = cacher.revision() + 1;
+        let answered = serde_json::json!({
+            "kind": "Pod", "apiVersion": "v1",
+            "metadata": {"name": "p1", "namespace": "a", "labels": {"offered": "yes"},
+                         "resourceVersion": revision.to_string()},
+        });
+        let offered = Arc::new(Cached::new(pods(), &answered));
+        cacher.offer("/registry/pods/a/p1", revision, offered.clone());
+        let kv = store
+            .create("/registry/pods/a/p1", pod("a", "p1"))
+            .await
+            .unwrap();
+        assert_eq!(kv.mod_revision, revision);
+        assert!(cacher.wait_fresh(kv.mod_revision).await);
+        let got = cacher.get("/registry/pods/a/p1").unwrap();
+        assert!(Arc::ptr_eq(&got, &offered));
+        assert_eq!(got.labels().get("offered"), Some("yes"));
+        assert!(cacher.offered().is_empty(), "taken by its event");
+        // An offer for a revision the cache has passed is refused.
+        cacher.offer(&kv.key, kv.mod_revision, offered.clone());
+        assert!(cacher.offered().is_empty());
+        // An offer whose event never comes (another key) is dropped by the next event.
+        cacher.offer("/registry/pods/a/ghost", cacher.revision() + 1, offered);
+        assert_eq!(cacher.offered().len(), 1);
+        let next = store
+            .create("/registry/pods/a/p2", pod("a", "p2"))
+            .await
+            .unwrap();
+        assert!(cacher.wait_fresh(next.mod_revision).await);
+        assert!(cacher.offered().is_empty());
+        assert!(cacher.get("/registry/pods/a/ghost").is_none());
+        let p2 = cacher.get("/registry/pods/a/p2").unwrap();
+        assert_eq!(p2.value()["metadata"]["name"], "p2");
     }
 
     #[tokio::test]

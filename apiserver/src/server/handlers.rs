@@ -791,6 +791,22 @@ impl Ctx<'_> {
         json_response(status, obj)
     }
 
+    /// The 201 for `created`, just stored as `kv`. Served as JSON, its serialization is the one
+    /// the watch cache keeps for this version: it is handed to the cache, whose storage watch
+    /// event for the create then needs no parsing.
+    fn respond_created(&self, kv: &KeyValue, created: &Value) -> Response<Body> {
+        let Some(cacher) = self.server.caches.get(self.info) else {
+            return self.respond(StatusCode::CREATED, created);
+        };
+        if is_events_v1(self.info) || tables::wants_table(self.accept.as_deref()).is_some() {
+            return self.respond(StatusCode::CREATED, created);
+        }
+        let cached = Arc::new(Cached::new(cacher.primary, created));
+        let body = cached.json().clone();
+        cacher.offer(&kv.key, kv.mod_revision, cached);
+        bytes_response(StatusCode::CREATED, "application/json", body)
+    }
+
     async fn read(&self, name: &str) -> Result<(KeyValue, Value), ApiError> {
         let kv = self
             .store()
@@ -1132,7 +1148,7 @@ impl Ctx<'_> {
             match result {
                 Ok(kv) => {
                     let created = created_object(self.info, attempt, &kv)?;
-                    return Ok(self.respond(StatusCode::CREATED, &created));
+                    return Ok(self.respond_created(&kv, &created));
                 }
                 Err(StorageError::AlreadyExists { .. }) if retries => continue,
                 Err(e) => return Err(ApiError::from_storage(e, &self.qr(), &name)),

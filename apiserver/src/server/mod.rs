@@ -557,7 +557,7 @@ pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<
 pub fn bytes_response(
     status: StatusCode,
     content_type: &'static str,
-    body: Vec<u8>,
+    body: impl Into<Bytes>,
 ) -> Response<Body> {
     let mut response = Response::new(full(body));
     *response.status_mut() = status;
