@@ -12,8 +12,8 @@
 //! over TLS, posting ~1 KiB ConfigMaps with fresh names. The baseline is
 //! `If create_revision(key) == 0 Then put` through `etcd-client` at 64 in flight, against the
 //! same etcd, alternating order with the API runs. Clients, apiserver and etcd share the machine.
-//! Besides the rates, the CPU time etcd and the apiserver spent per create (from
-//! `/proc/<pid>/stat`) shows where the difference goes. Medians of N runs; Markdown on stdout.
+//! Besides the rates, the CPU time etcd, the apiserver and this process (the clients) spent per
+//! create (from `/proc/<pid>/stat`) shows where the difference goes. Medians of N runs; Markdown on stdout.
 //! Target (issue 3): the etcd-backed API at ≥ 70 % of raw etcd create-transactions/s.
 
 use std::sync::Arc;
@@ -121,7 +121,8 @@ fn main() -> Result<()> {
     let embedded = Ferry::start(&binary, None)?;
     let client = runtime.block_on(Client::connect([etcd.endpoint()], None))?;
     let (mut raw, mut via_etcd, mut via_embedded) = (Vec::new(), Vec::new(), Vec::new());
-    let watched = [etcd_pid, on_etcd.pid()];
+    let me = std::process::id();
+    let watched = [etcd_pid, on_etcd.pid(), me];
     for run in 0..runs {
         let raw_phase = || measure(ops, &watched, raw_creates(&client, run, ops));
         let api_phase = || measure(ops, &watched, api_creates(&on_etcd, run, ops));
@@ -135,19 +136,22 @@ fn main() -> Result<()> {
         }
         via_embedded.push(runtime.block_on(measure(
             ops,
-            &[embedded.pid()],
+            &[embedded.pid(), me],
             api_creates(&embedded, run, ops),
         ))?);
         eprintln!(
-            "run {}: raw {:.0}/s (etcd {:.0} µs CPU per create), API on etcd {:.0}/s (etcd {:.0} µs, apiserver {:.0} µs), API on embedded {:.0}/s (apiserver {:.0} µs)",
+            "run {}: raw {:.0}/s (CPU per create: etcd {:.0} µs, client {:.0} µs), API on etcd {:.0}/s (etcd {:.0} µs, apiserver {:.0} µs, client {:.0} µs), API on embedded {:.0}/s (apiserver {:.0} µs, client {:.0} µs)",
             run + 1,
             raw[run].rate,
             raw[run].cpu_us[0],
+            raw[run].cpu_us[2],
             via_etcd[run].rate,
             via_etcd[run].cpu_us[0],
             via_etcd[run].cpu_us[1],
+            via_etcd[run].cpu_us[2],
             via_embedded[run].rate,
             via_embedded[run].cpu_us[0],
+            via_embedded[run].cpu_us[1],
         );
     }
     let rate = |v: &[Phase]| median(v.iter().map(|p| p.rate).collect());
@@ -159,22 +163,25 @@ fn main() -> Result<()> {
     );
     println!("- nproc: {}\n", common::nproc());
     println!(
-        "| workload | creates/s | ratio vs raw etcd create-txn | etcd CPU µs/create | apiserver CPU µs/create |\n|---|--:|--:|--:|--:|"
+        "| workload | creates/s | ratio vs raw etcd create-txn | etcd CPU µs/create | apiserver CPU µs/create | client CPU µs/create |\n|---|--:|--:|--:|--:|--:|"
     );
     println!(
-        "| raw etcd create-txn (etcd-client) | {raw_rate:.0} | 1.00× | {:.0} | |",
-        cpu(&raw, 0)
+        "| raw etcd create-txn (etcd-client) | {raw_rate:.0} | 1.00× | {:.0} | | {:.0} |",
+        cpu(&raw, 0),
+        cpu(&raw, 2)
     );
     println!(
-        "| HTTPS API, etcd store | {etcd_rate:.0} | {:.2}× | {:.0} | {:.0} |",
+        "| HTTPS API, etcd store | {etcd_rate:.0} | {:.2}× | {:.0} | {:.0} | {:.0} |",
         etcd_rate / raw_rate,
         cpu(&via_etcd, 0),
-        cpu(&via_etcd, 1)
+        cpu(&via_etcd, 1),
+        cpu(&via_etcd, 2)
     );
     println!(
-        "| HTTPS API, embedded store | {embedded_rate:.0} | {:.2}× | | {:.0} |",
+        "| HTTPS API, embedded store | {embedded_rate:.0} | {:.2}× | | {:.0} | {:.0} |",
         embedded_rate / raw_rate,
-        cpu(&via_embedded, 0)
+        cpu(&via_embedded, 0),
+        cpu(&via_embedded, 1)
     );
     let verdict = if etcd_rate >= 0.7 * raw_rate {
         "PASS"
