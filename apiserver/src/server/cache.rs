@@ -13,7 +13,8 @@
 //!   `WaitUntilFreshAndList` with its progress requester).
 //! - **Bounds.** The window keeps the events of the last [`WINDOW_AGE`] (kube-apiserver's
 //!   `eventFreshDuration`), at least the last [`WINDOW_MIN`] and at most the last
-//!   [`WINDOW_CAPACITY`]; a watch from before the window gets `410 Expired` and relists, as with
+//!   [`WINDOW_CAPACITY`] or [`WINDOW_BYTES`] of objects (a bound of Ferry's own: a burst of
+//!   updates to big objects would otherwise hold thousands of old versions); a watch from before the window gets `410 Expired` and relists, as with
 //!   Kubernetes. Each watcher has its own queue of at most [`DEFAULT_QUEUE_CAPACITY`] events
 //!   (configurable): a watcher that falls that far behind (its client reads too slowly) is
 //!   ended, and resumes from its last resourceVersion. Nothing waits for a slow watcher, nothing
@@ -46,6 +47,9 @@ pub const WINDOW_CAPACITY: usize = 10_000;
 pub const WINDOW_AGE: Duration = Duration::from_secs(75);
 /// Events kept per resource however old (kube-apiserver's lower bound).
 pub const WINDOW_MIN: usize = 100;
+/// The objects of the window's events (their JSON) take at most this many bytes per resource,
+/// beyond the last [`WINDOW_MIN`] events.
+pub const WINDOW_BYTES: usize = 16 << 20;
 /// Events a watcher may fall behind before it is ended, unless configured otherwise.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
 /// How long a read waits for the cache to become ready or fresh enough.
@@ -165,10 +169,20 @@ pub type Queue = mpsc::Receiver<Item>;
 struct State {
     objects: BTreeMap<String, Arc<Cached>>,
     window: VecDeque<Arc<CachedEvent>>,
+    /// The JSON bytes of the window's objects.
+    window_bytes: usize,
     /// Every event after this revision is in the window.
     window_start: Revision,
     /// What the cache reflects; 0 while it is not ready.
     revision: Revision,
+}
+
+impl State {
+    /// Adds `event` to the window (which [`Cacher::trim`] then bounds).
+    fn push(&mut self, event: Arc<CachedEvent>) {
+        self.window_bytes += event.obj.json.len();
+        self.window.push_back(event);
+    }
 }
 
 /// How a watch starts.
@@ -301,11 +315,14 @@ impl Cacher {
     fn trim(state: &mut State, now: Instant) {
         while let Some(oldest) = state.window.front() {
             let len = state.window.len();
-            let stale = len > WINDOW_MIN && now.duration_since(oldest.received) > WINDOW_AGE;
+            let stale = len > WINDOW_MIN
+                && (now.duration_since(oldest.received) > WINDOW_AGE
+                    || state.window_bytes > WINDOW_BYTES);
             if len <= WINDOW_CAPACITY && !stale {
                 break;
             }
             state.window_start = oldest.revision;
+            state.window_bytes -= oldest.obj.json.len();
             state.window.pop_front();
         }
     }
@@ -423,6 +440,7 @@ impl Cacher {
             *state = State {
                 objects,
                 window: VecDeque::new(),
+                window_bytes: 0,
                 window_start: revision,
                 revision,
             };
@@ -479,7 +497,7 @@ impl Cacher {
                 revision,
                 received: Instant::now(),
             });
-            state.window.push_back(cached.clone());
+            state.push(cached.clone());
             Self::trim(&mut state, cached.received);
             state.revision = state.revision.max(revision);
             // Published under the lock, so that a watch starting now sees it exactly once.
@@ -519,6 +537,7 @@ pub struct CacheStats {
     pub resource: String,
     pub objects: usize,
     pub window: usize,
+    pub window_bytes: usize,
     pub capacity: usize,
     pub events_received: u64,
     pub initializations: u64,
@@ -577,6 +596,7 @@ impl Caches {
                     resource: c.primary.qualified_resource(),
                     objects: state.objects.len(),
                     window: state.window.len(),
+                    window_bytes: state.window_bytes,
                     capacity: WINDOW_CAPACITY,
                     events_received: c.events_received.load(Ordering::Relaxed),
                     initializations: c.initializations.load(Ordering::Relaxed),
@@ -782,14 +802,55 @@ mod tests {
 
     fn event_at(revision: Revision, received: Instant) -> Arc<CachedEvent> {
         let obj = serde_json::json!({"metadata": {"name": "p", "namespace": "a"}});
+        event_of(Arc::new(Cached::new(pods(), &obj)), revision, received)
+    }
+
+    fn event_of(obj: Arc<Cached>, revision: Revision, received: Instant) -> Arc<CachedEvent> {
         Arc::new(CachedEvent {
             kind: EventKind::Modified,
             key: "/registry/pods/a/p".into(),
-            obj: Arc::new(Cached::new(pods(), &obj)),
+            obj,
             prev: None,
             revision,
             received,
         })
+    }
+
+    #[test]
+    fn the_window_holds_at_most_its_bytes_of_objects_beyond_the_last_hundred() {
+        let now = Instant::now();
+        let blob = "x".repeat(64 << 10);
+        let big = Arc::new(Cached::new(
+            pods(),
+            &serde_json::json!({"metadata": {"name": "p", "namespace": "a"}, "data": blob}),
+        ));
+        let size = big.json().len();
+        let count = WINDOW_BYTES / size + 50;
+        let mut state = State::default();
+        for r in 1..=count as Revision {
+            state.push(event_of(big.clone(), r, now));
+            Cacher::trim(&mut state, now);
+        }
+        assert!(state.window_bytes <= WINDOW_BYTES);
+        assert_eq!(state.window.len(), WINDOW_BYTES / size);
+        assert_eq!(state.window_bytes, state.window.len() * size);
+        assert_eq!(
+            state.window_start,
+            state.window.front().unwrap().revision - 1,
+            "every event after window_start is kept"
+        );
+        // However big, the last hundred stay.
+        let mut state = State::default();
+        let huge = Arc::new(Cached::new(
+            pods(),
+            &serde_json::json!({"metadata": {"name": "p"}, "data": "x".repeat(WINDOW_BYTES / 50)}),
+        ));
+        for r in 1..=150 {
+            state.push(event_of(huge.clone(), r, now));
+            Cacher::trim(&mut state, now);
+        }
+        assert_eq!(state.window.len(), WINDOW_MIN);
+        assert_eq!(state.window_start, 50);
     }
 
     #[test]
@@ -799,10 +860,10 @@ mod tests {
         let mut state = State::default();
         // 150 old events, then 20 recent ones: the old ones go, except as many as keep 100.
         for r in 1..=150 {
-            state.window.push_back(event_at(r, old));
+            state.push(event_at(r, old));
         }
         for r in 151..=170 {
-            state.window.push_back(event_at(r, now));
+            state.push(event_at(r, now));
         }
         Cacher::trim(&mut state, now);
         assert_eq!(state.window.len(), WINDOW_MIN);
@@ -814,7 +875,7 @@ mod tests {
         // However recent, no more than the capacity.
         let mut state = State::default();
         for r in 1..=(WINDOW_CAPACITY as Revision + 5) {
-            state.window.push_back(event_at(r, now));
+            state.push(event_at(r, now));
         }
         Cacher::trim(&mut state, now);
         assert_eq!(state.window.len(), WINDOW_CAPACITY);

@@ -119,7 +119,7 @@ type MetricFamily = (
 /// (`apiserver_watch_cache_*`) and Ferry's own for what it has not.
 pub fn render_caches(stats: &[CacheStats]) -> String {
     let mut out = String::new();
-    let families: [MetricFamily; 7] = [
+    let families: [MetricFamily; 8] = [
         (
             "apiserver_cache_list_total",
             "counter",
@@ -161,6 +161,12 @@ pub fn render_caches(stats: &[CacheStats]) -> String {
             "gauge",
             "Events held in the watch cache's window, by resource type.",
             |s| s.window.to_string(),
+        ),
+        (
+            "ferry_watch_cache_window_bytes",
+            "gauge",
+            "Bytes of JSON of the objects of the watch cache's window, by resource type.",
+            |s| s.window_bytes.to_string(),
         ),
     ];
     for (name, kind, help, value) in families {
