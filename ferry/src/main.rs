@@ -196,5 +196,49 @@ pub(crate) async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Resu
             .await
             .context("no --kubeconfig, and no usable KUBECONFIG or ~/.kube/config")?,
     };
-    kube::Client::try_from(config).context("cannot build a client")
+    http2_client(config).context("cannot build a client")
+}
+
+/// A client for `config` that multiplexes every request and watch over one HTTP/2 connection,
+/// as client-go does: kube's default client speaks HTTP/1.1, one connection per request in
+/// flight, and a hundred kubelets each kept a dozen of them open at the apiserver. Otherwise
+/// the stack of kube's default client: its timeouts, retries, authentication and headers.
+fn http2_client(config: kube::Config) -> anyhow::Result<kube::Client> {
+    use http_body_util::BodyExt as _;
+    use kube::client::{ConfigExt as _, retry::RetryPolicy};
+    use tower::ServiceExt as _;
+
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    // Requests share the connection as small HTTP/2 frames: Nagle's algorithm would hold one
+    // back until the previous one is acknowledged (40 ms of delayed ACK).
+    http.set_nodelay(true);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config.rustls_client_config()?)
+        .https_or_http()
+        .enable_http2()
+        .wrap_connector(http);
+    let mut connector = hyper_timeout::TimeoutConnector::new(https);
+    connector.set_connect_timeout(config.connect_timeout);
+    connector.set_read_timeout(config.read_timeout);
+    connector.set_write_timeout(config.write_timeout);
+    connector.set_reset_reader_on_write(config.reset_reader_on_write);
+    let http2: hyper_util::client::legacy::Client<_, kube::client::Body> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .timer(hyper_util::rt::TokioTimer::new())
+            .build(connector);
+    let service = tower::ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(
+            config
+                .default_retry
+                .then(|| tower::retry::RetryLayer::new(RetryPolicy::server_retry())),
+        )
+        .option_layer(config.auth_layer()?)
+        .layer(config.extra_headers_layer()?)
+        .map_err(tower::BoxError::from)
+        .service(http2)
+        .map_response(|response| response.map(|body| body.map_err(tower::BoxError::from)));
+    Ok(kube::client::ClientBuilder::new(service, config.default_namespace).build())
 }
