@@ -76,8 +76,9 @@ const GATHER_MAX: Duration = Duration::from_micros(500);
 const BROADCAST_CAPACITY: usize = 256;
 /// redb's page cache (reads and the write buffer). Reads that matter are served by the
 /// apiserver's watch cache, so the store keeps only its hot B-tree pages; the operating
-/// system's page cache holds the file.
-const CACHE_BYTES: usize = 32 << 20;
+/// system's page cache holds the file. (32 MB cost the apiserver ~40 MB of RSS holding 10,000
+/// pods, and 8 MB no measurable throughput: BENCHMARKS.md.)
+const CACHE_BYTES: usize = 8 << 20;
 /// Events read from the log per blocking read during a replay.
 const REPLAY_CHUNK: usize = 2048;
 
