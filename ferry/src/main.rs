@@ -208,6 +208,12 @@ fn http2_client(config: kube::Config) -> anyhow::Result<kube::Client> {
     use kube::client::{ConfigExt as _, retry::RetryPolicy};
     use tower::ServiceExt as _;
 
+    // kube's own client refuses a proxy unless built with its proxy features, which Ferry's is not.
+    if let Some(proxy) = &config.proxy_url {
+        anyhow::bail!(
+            "the kubeconfig names a proxy ({proxy}); Ferry's components connect directly"
+        );
+    }
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
     http.enforce_http(false);
     // Requests share the connection as small HTTP/2 frames: Nagle's algorithm would hold one
@@ -241,4 +247,22 @@ fn http2_client(config: kube::Config) -> anyhow::Result<kube::Client> {
         .service(http2)
         .map_response(|response| response.map(|body| body.map_err(tower::BoxError::from)));
     Ok(kube::client::ClientBuilder::new(service, config.default_namespace).build())
+}
+
+#[cfg(test)]
+mod tests {
+    fn config() -> kube::Config {
+        kube::Config::new("https://127.0.0.1:6443".parse().expect("a URL"))
+    }
+
+    #[tokio::test]
+    async fn the_components_client_builds_and_refuses_a_proxy() {
+        super::http2_client(config()).expect("a client without a proxy");
+        let mut proxied = config();
+        proxied.proxy_url = Some("http://proxy.example:3128".parse().expect("a URL"));
+        let Err(error) = super::http2_client(proxied) else {
+            panic!("a proxy is refused");
+        };
+        assert!(error.to_string().contains("proxy.example:3128"), "{error}");
+    }
 }
