@@ -917,6 +917,16 @@ impl Cluster {
                 .pid(&name)
                 .unwrap_or_else(|| panic!("DIR/run/{name}.pid holds a pid"));
             assert!(alive(pid), "{name} (pid {pid}) is running");
+            // mimalloc returns freed memory at once in the components `ferry up` starts.
+            if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+                let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+                assert!(
+                    environ
+                        .split(|b| *b == 0)
+                        .any(|v| v == b"MIMALLOC_PURGE_DELAY=0"),
+                    "{name} runs with MIMALLOC_PURGE_DELAY=0"
+                );
+            }
         }
         if let Store::Etcd = self.store {
             let pid = self.pid("etcd").expect("etcd.pid");

@@ -14,6 +14,9 @@ use tokio::sync::mpsc;
 use super::files::{self, Layout};
 use super::probe::Probe;
 
+/// mimalloc's delay before it returns freed memory to the system (milliseconds).
+const MIMALLOC_PURGE_DELAY: &str = "MIMALLOC_PURGE_DELAY";
+
 /// The first restart waits this long; each quick failure after it doubles the wait.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -205,14 +208,22 @@ impl Supervisor {
         let stderr = log
             .try_clone()
             .with_context(|| format!("cannot open {}", log_path.display()))?;
-        let mut child = tokio::process::Command::new(&spec.program)
+        let mut command = tokio::process::Command::new(&spec.program);
+        command
             .args(&spec.args)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(stderr))
             // Its own process group: a Ctrl-C in the terminal reaches the supervisor only,
             // which then stops the components in order.
-            .process_group(0)
+            .process_group(0);
+        // mimalloc returns freed pages to the system at once instead of 10 ms later: holding
+        // 10,000 pods the apiserver's RSS is ~20 % lower, at no measurable cost (BENCHMARKS.md).
+        // Unless the user chose otherwise.
+        if std::env::var_os(MIMALLOC_PURGE_DELAY).is_none() {
+            command.env(MIMALLOC_PURGE_DELAY, "0");
+        }
+        let mut child = command
             .spawn()
             .with_context(|| format!("cannot start {}", spec.program.display()))?;
         let pid = child.id().context("a just-started process has no pid")?;
