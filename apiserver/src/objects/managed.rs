@@ -183,10 +183,7 @@ fn fields_below(value: &Value, schema: Schema<'_>, list: ListType<'_>) -> Value 
     let mut node = Map::new();
     match value {
         Value::Object(map) if !map.is_empty() && !schema.is_atomic_map() => {
-            for (key, v) in map {
-                let (child, meta) = schema.field(key);
-                node.insert(format!("f:{key}"), fields_below(v, child, meta.list));
-            }
+            node = fields_of_members(map, schema);
         }
         Value::Array(items) if list != ListType::Atomic && !items.is_empty() => {
             for item in items {
@@ -195,10 +192,7 @@ fn fields_below(value: &Value, schema: Schema<'_>, list: ListType<'_>) -> Value 
                 };
                 let mut member = Map::new();
                 if let (ListType::Map(_), Value::Object(map)) = (list, item) {
-                    for (key, v) in map {
-                        let (child, meta) = schema.field(key);
-                        member.insert(format!("f:{key}"), fields_below(v, child, meta.list));
-                    }
+                    member = fields_of_members(map, schema);
                     if !member.is_empty() {
                         member.insert(".".into(), json!({}));
                     }
@@ -215,6 +209,17 @@ fn fields_below(value: &Value, schema: Schema<'_>, list: ListType<'_>) -> Value 
         _ => {}
     }
     Value::Object(node)
+}
+
+/// FieldsV1 of the fields of `map` (a struct or map, or a map list's element), as [`collect`]
+/// walks them.
+fn fields_of_members(map: &Map<String, Value>, schema: Schema<'_>) -> Map<String, Value> {
+    map.iter()
+        .map(|(key, v)| {
+            let (child, meta) = schema.field(key);
+            (format!("f:{key}"), fields_below(v, child, meta.list))
+        })
+        .collect()
 }
 
 /// Adds the FieldsV1 `more` to `into`.
@@ -371,20 +376,14 @@ impl Entry {
     }
 
     fn to_value(&self) -> Value {
-        let mut entry = json!({
-            "manager": self.manager,
-            "operation": self.operation,
-            "apiVersion": self.api_version,
-            "fieldsType": "FieldsV1",
-            "fieldsV1": to_fields_v1(&self.fields),
-        });
-        if let Some(time) = &self.time {
-            entry["time"] = json!(time);
-        }
-        if let Some(sub) = &self.subresource {
-            entry["subresource"] = json!(sub);
-        }
-        entry
+        entry_value(
+            &self.manager,
+            &self.operation,
+            &self.api_version,
+            self.time.as_deref(),
+            self.subresource.as_deref(),
+            to_fields_v1(&self.fields),
+        )
     }
 
     fn is(&self, manager: &str, operation: &str, subresource: Option<&str>) -> bool {
@@ -406,6 +405,31 @@ impl Entry {
     }
 }
 
+/// One `managedFields` entry as JSON.
+fn entry_value(
+    manager: &str,
+    operation: &str,
+    api_version: &str,
+    time: Option<&str>,
+    subresource: Option<&str>,
+    fields_v1: Value,
+) -> Value {
+    let mut entry = json!({
+        "manager": manager,
+        "operation": operation,
+        "apiVersion": api_version,
+        "fieldsType": "FieldsV1",
+        "fieldsV1": fields_v1,
+    });
+    if let Some(time) = time {
+        entry["time"] = json!(time);
+    }
+    if let Some(sub) = subresource {
+        entry["subresource"] = json!(sub);
+    }
+    entry
+}
+
 fn entries_of(obj: &Value) -> Vec<Entry> {
     obj.pointer("/metadata/managedFields")
         .and_then(Value::as_array)
@@ -414,14 +438,19 @@ fn entries_of(obj: &Value) -> Vec<Entry> {
 }
 
 fn store_entries(obj: &mut Value, entries: &[Entry]) {
-    let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
-        return;
-    };
-    let list: Vec<Value> = entries
+    let list = entries
         .iter()
         .filter(|e| !e.fields.is_empty())
         .map(Entry::to_value)
         .collect();
+    store_list(obj, list);
+}
+
+/// Sets `obj`'s `managedFields` to `list` (removes them when it is empty).
+fn store_list(obj: &mut Value, list: Vec<Value>) {
+    let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
     if list.is_empty() {
         meta.remove("managedFields");
     } else {
@@ -490,25 +519,19 @@ pub fn record_update(
     if old.is_none() && entries.is_empty() {
         // A create with no ownership to start from: the manager owns every field it set.
         let fields = fields_v1_of(new, schema, scope);
-        let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) else {
-            return;
-        };
-        if fields.is_empty() {
-            meta.remove("managedFields");
+        let list = if fields.is_empty() {
+            Vec::new()
         } else {
-            let mut entry = json!({
-                "manager": manager.name,
-                "operation": "Update",
-                "apiVersion": manager.api_version,
-                "fieldsType": "FieldsV1",
-                "fieldsV1": fields,
-                "time": manager.now,
-            });
-            if let Some(sub) = manager.subresource {
-                entry["subresource"] = json!(sub);
-            }
-            meta.insert("managedFields".into(), Value::Array(vec![entry]));
-        }
+            vec![entry_value(
+                manager.name,
+                "Update",
+                manager.api_version,
+                Some(manager.now),
+                manager.subresource,
+                Value::Object(fields),
+            )]
+        };
+        store_list(new, list);
         return;
     }
     record_changes(old, new, entries, schema, scope, manager);

@@ -795,12 +795,13 @@ impl Ctx<'_> {
     /// the watch cache keeps for this version: it is handed to the cache, whose storage watch
     /// event for the create then needs no parsing.
     fn respond_created(&self, kv: &KeyValue, created: &Value) -> Response<Body> {
-        let Some(cacher) = self.server.caches.get(self.info) else {
+        // Events of events.k8s.io are cached in their core/v1 form; a Table is not the object.
+        let cacher = self.server.caches.get(self.info).filter(|_| {
+            !is_events_v1(self.info) && tables::wants_table(self.accept.as_deref()).is_none()
+        });
+        let Some(cacher) = cacher else {
             return self.respond(StatusCode::CREATED, created);
         };
-        if is_events_v1(self.info) || tables::wants_table(self.accept.as_deref()).is_some() {
-            return self.respond(StatusCode::CREATED, created);
-        }
         let cached = Arc::new(Cached::new(cacher.primary, created));
         let body = cached.json().clone();
         cacher.offer(&kv.key, kv.mod_revision, cached);
