@@ -15,9 +15,10 @@
 //!   `eventFreshDuration`), at least the last [`WINDOW_MIN`] and at most the last
 //!   [`WINDOW_CAPACITY`] or [`WINDOW_BYTES`] of objects (a bound of Ferry's own: a burst of
 //!   updates to big objects would otherwise hold thousands of old versions); a watch from
-//!   before the window gets `410 Expired` and relists, as with Kubernetes. Each watcher has its own queue of at most [`DEFAULT_QUEUE_CAPACITY`] events
-//!   (configurable): a watcher that falls that far behind (its client reads too slowly) is
-//!   ended, and resumes from its last resourceVersion. Nothing waits for a slow watcher, nothing
+//!   before the window gets `410 Expired` and relists, as with Kubernetes. Each watcher has
+//!   its own queue of at most [`DEFAULT_QUEUE_CAPACITY`] events (configurable): a watcher that
+//!   falls that far behind (its client reads too slowly) is ended, and resumes from its last
+//!   resourceVersion. Nothing waits for a slow watcher, nothing
 //!   grows with one, and an event is freed once every watcher has taken it and it has left
 //!   the window.
 //! - **Failure.** If the storage watch ends (the store went away, or compacted past it), the
