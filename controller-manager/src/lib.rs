@@ -31,8 +31,8 @@ pub use runtime::{self, leader};
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
+use runtime::pod::Pod;
 
 /// The controllers this build has, by the names `--controllers` takes.
 pub const CONTROLLERS: &[&str] = &[

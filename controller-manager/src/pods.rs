@@ -1,30 +1,17 @@
 //! Small questions about pods that several controllers ask.
 
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use runtime::pod::Pod;
 
-/// What the controller-manager's pod informer keeps of each pod: no controller here reads a
-/// pod's conditions other than Ready, its container statuses beyond readiness and restart
-/// counts, or its host IPs, and those are the larger part of a decoded pod (a decoded pod takes
-/// ~12 KB; this leaves ~2/3 of it).
+/// What the controller-manager's pod informer keeps of each pod beyond [`Pod`]'s fields: no
+/// controller here reads a condition other than Ready, or which pod the scheduler nominated.
 pub fn trim(pod: &mut Pod) {
     if let Some(status) = pod.status.as_mut() {
         if let Some(conditions) = status.conditions.as_mut() {
             conditions.retain(|c| c.type_ == "Ready");
             conditions.shrink_to_fit();
         }
-        if let Some(statuses) = status.container_statuses.as_mut() {
-            for s in statuses.iter_mut() {
-                *s = ContainerStatus {
-                    name: std::mem::take(&mut s.name),
-                    ready: s.ready,
-                    restart_count: s.restart_count,
-                    started: s.started,
-                    ..ContainerStatus::default()
-                };
-            }
-        }
-        status.host_ips = None;
+        status.nominated_node_name = None;
     }
 }
 
@@ -143,12 +130,12 @@ mod tests {
             serde_json::from_value(serde_json::json!({"type": "PodScheduled", "status": "True"}))
                 .unwrap(),
         );
-        status.container_statuses.as_mut().unwrap()[0].image_id = "sha256:abc".into();
+        status.nominated_node_name = Some("n".into());
         let before = pod.clone();
         trim(&mut pod);
         let status = pod.status.as_ref().unwrap();
         assert_eq!(status.conditions.as_ref().unwrap().len(), 1);
-        assert_eq!(status.container_statuses.as_ref().unwrap()[0].image_id, "");
+        assert_eq!(status.nominated_node_name, None);
         let now = jiff::Timestamp::from_second(1000).unwrap();
         for p in [&before, &pod] {
             assert!(is_ready(p) && is_active(p) && is_available(p, 10, now));

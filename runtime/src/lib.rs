@@ -1,11 +1,13 @@
 //! What Ferry's controllers and scheduler stand on: shared informers ([`informer`]), work queues
 //! ([`queue`]), the worker loop that drains a queue into a reconcile function ([`run_workers`]),
-//! the event recorder ([`events`]) and leader election on a Lease ([`leader`]).
+//! the event recorder ([`events`]), leader election on a Lease ([`leader`]) and the pod as their
+//! informers hold it ([`pod`]).
 
 pub mod events;
 pub mod http;
 pub mod informer;
 pub mod leader;
+pub mod pod;
 pub mod queue;
 
 use std::fmt::Display;

@@ -10,7 +10,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
+use runtime::pod::Pod;
 
 use crate::framework::{NodeInfo, uid_of};
 
@@ -32,10 +33,8 @@ pub struct Cache {
     orphans: HashMap<String, Vec<Arc<Pod>>>,
 }
 
-/// What the scheduler's pod informer keeps of each pod: the scheduler reads a pod's spec,
-/// metadata, phase, nominated node and PodScheduled condition, never its container statuses,
-/// other conditions or IPs, which are the larger part of a decoded running pod (~12 KB; this
-/// leaves about 60 % of it).
+/// What the scheduler's pod informer keeps of each pod beyond [`Pod`]'s fields: the scheduler
+/// reads no condition but PodScheduled, no container status and no pod IP.
 pub fn trim(pod: &mut Pod) {
     if let Some(status) = pod.status.as_mut() {
         if let Some(conditions) = status.conditions.as_mut() {
@@ -43,9 +42,7 @@ pub fn trim(pod: &mut Pod) {
             conditions.shrink_to_fit();
         }
         status.container_statuses = None;
-        status.init_container_statuses = None;
-        status.ephemeral_container_statuses = None;
-        status.host_ips = None;
+        status.pod_ip = None;
         status.pod_ips = None;
     }
 }

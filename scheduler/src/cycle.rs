@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use api_types::labels::Selector;
-use k8s_openapi::api::core::v1::Pod;
+use runtime::pod::Pod;
 
 use crate::framework::{NodeInfo, failure_message, uid_of};
 use crate::plugins::{self, PreFilter, Rejection};

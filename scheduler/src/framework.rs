@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use api_types::quantity::Quantity;
-use k8s_openapi::api::core::v1::{Node, Pod, ResourceRequirements, Taint};
+use k8s_openapi::api::core::v1::{Node, ResourceRequirements, Taint};
+use runtime::pod::Pod;
 
 use crate::plugins::inter_pod_affinity;
 

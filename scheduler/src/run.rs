@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 
 use api_types::labels::{Requirement, Selector, selector_from_label_selector};
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt as _};
 use runtime::informer::Change;
+use runtime::pod::Pod;
 use runtime::{Informer, Recorder, leader};
 use serde_json::json;
 use tokio::sync::Semaphore;

@@ -12,7 +12,7 @@
 //!
 //! Requests of 0 count as Kubernetes' non-zero defaults for scoring (100 millicores, 200 MiB).
 
-use k8s_openapi::api::core::v1::Pod;
+use runtime::pod::Pod;
 
 use api_types::labels::Selector;
 

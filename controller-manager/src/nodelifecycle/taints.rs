@@ -1,7 +1,8 @@
 //! Taint-based eviction (Kubernetes' NoExecuteTaintManager), pure: when must a pod on a node with
 //! NoExecute taints go?
 
-use k8s_openapi::api::core::v1::{Pod, Taint, Toleration};
+use k8s_openapi::api::core::v1::{Taint, Toleration};
+use runtime::pod::Pod;
 
 pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 pub const NOT_READY: &str = "node.kubernetes.io/not-ready";

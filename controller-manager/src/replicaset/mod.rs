@@ -16,10 +16,11 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1 as core;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt as _};
+use runtime::pod::Pod;
 use serde_json::json;
 
 use crate::pods;
@@ -184,7 +185,7 @@ impl Controller {
             self.set_owner(&pod_api, pod, &by_uid, &rs, false).await?;
         }
         let failed = if plan.create > 0 {
-            self.create_pods(key, &pod_api, &rs, plan.create).await
+            self.create_pods(key, namespace, &rs, plan.create).await
         } else {
             None
         };
@@ -228,10 +229,11 @@ impl Controller {
     async fn create_pods(
         &self,
         key: &str,
-        api: &Api<Pod>,
+        namespace: &str,
         rs: &ReplicaSet,
         count: usize,
     ) -> Option<kube::Error> {
+        let api: Api<core::Pod> = Api::namespaced(self.client.clone(), namespace);
         let pod = pod_from_template(rs);
         let params = PostParams {
             field_manager: Some(FIELD_MANAGER.into()),
@@ -346,14 +348,14 @@ impl Controller {
 
 /// A pod as the ReplicaSet's template describes it, named `<rs>-<random>` by the server, with a
 /// controller ownerReference (Kubernetes' `GetPodFromTemplate`).
-pub fn pod_from_template(rs: &ReplicaSet) -> Pod {
+pub fn pod_from_template(rs: &ReplicaSet) -> core::Pod {
     let template = rs
         .spec
         .as_ref()
         .and_then(|s| s.template.clone())
         .unwrap_or_default();
     let meta = template.metadata.unwrap_or_default();
-    let mut pod = Pod {
+    let mut pod = core::Pod {
         metadata: kube::api::ObjectMeta {
             generate_name: Some(format!("{}-", rs.name_any())),
             namespace: rs.metadata.namespace.clone(),

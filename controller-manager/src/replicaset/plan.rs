@@ -2,7 +2,7 @@
 //! (Kubernetes' `syncReplicaSet`, `manageReplicas` and `calculateStatus`).
 
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
-use k8s_openapi::api::core::v1::Pod;
+use runtime::pod::Pod;
 use std::collections::BTreeMap;
 
 use super::rank;

@@ -10,7 +10,7 @@
 
 use std::cmp::Ordering;
 
-use k8s_openapi::api::core::v1::Pod;
+use runtime::pod::Pod;
 
 use crate::pods;
 

@@ -28,7 +28,8 @@ use std::collections::{BTreeMap, HashMap};
 use api_types::labels::{
     LabelSelectorError, Operator, Requirement, Selector, selector_from_label_selector,
 };
-use k8s_openapi::api::core::v1::{Affinity, Pod, PodAffinityTerm, WeightedPodAffinityTerm};
+use k8s_openapi::api::core::v1::{Affinity, PodAffinityTerm, WeightedPodAffinityTerm};
+use runtime::pod::Pod;
 
 use crate::framework::{NodeInfo, Status};
 use crate::score::MAX_SCORE;

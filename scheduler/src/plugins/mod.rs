@@ -13,7 +13,7 @@ pub mod taint_toleration;
 #[cfg(test)]
 mod testing;
 
-use k8s_openapi::api::core::v1::Pod;
+use runtime::pod::Pod;
 
 use crate::framework::{NodeInfo, Resources, Status, pod_requests};
 

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use api_types::labels::{Operator, Requirement};
-use k8s_openapi::api::core::v1::{NodeSelectorRequirement, Pod};
+use k8s_openapi::api::core::v1::NodeSelectorRequirement;
+use runtime::pod::Pod;
 
 use crate::framework::{NodeInfo, Status};
 

@@ -1,6 +1,6 @@
 //! `NodeName`: a pod that names a node (`spec.nodeName`) fits only that node.
 
-use k8s_openapi::api::core::v1::Pod;
+use runtime::pod::Pod;
 
 use crate::framework::{NodeInfo, Status};
 

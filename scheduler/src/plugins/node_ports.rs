@@ -1,7 +1,7 @@
 //! `NodePorts`: a host port (protocol, IP, port) can be taken by one pod per node; `0.0.0.0`
 //! conflicts with every IP. Containers and sidecars (restartable init containers) hold ports.
 
-use k8s_openapi::api::core::v1::Pod;
+use runtime::pod::Pod;
 
 use crate::framework::{NodeInfo, Status};
 

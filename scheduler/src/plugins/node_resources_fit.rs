@@ -1,7 +1,7 @@
 //! `NodeResourcesFit`: the pod's requests must fit in the node's allocatable beside what its pods
 //! (running and assumed) already request; the node's pod count is a resource too.
 
-use k8s_openapi::api::core::v1::Pod;
+use runtime::pod::Pod;
 
 use crate::framework::{NodeInfo, Resources, Status, pod_requests};
 

@@ -1,7 +1,8 @@
 //! `NodeUnschedulable`: a cordoned node (`spec.unschedulable`) takes only pods that tolerate
 //! `node.kubernetes.io/unschedulable:NoSchedule`.
 
-use k8s_openapi::api::core::v1::{Pod, Taint};
+use k8s_openapi::api::core::v1::Taint;
+use runtime::pod::Pod;
 
 use super::taint_toleration::tolerates;
 use crate::framework::{NodeInfo, Status};

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use api_types::labels::{LabelSelectorError, Selector, selector_from_label_selector};
-use k8s_openapi::api::core::v1::Pod;
+use runtime::pod::Pod;
 
 use crate::framework::{NodeInfo, Status};
 use crate::plugins::{node_affinity, taint_toleration};

@@ -1,7 +1,8 @@
 //! `TaintToleration`: a node's `NoSchedule` and `NoExecute` taints keep out pods that do not
 //! tolerate them (`PreferNoSchedule` only scores).
 
-use k8s_openapi::api::core::v1::{Pod, Taint};
+use k8s_openapi::api::core::v1::Taint;
+use runtime::pod::Pod;
 
 use crate::framework::{NodeInfo, Status};
 

@@ -1,7 +1,8 @@
 //! What the filter plugins' tests share: nodes and pods built from JSON, and a runner for
 //! Kubernetes-style table tests that reports every failing case at once.
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
+use runtime::pod::Pod;
 use serde_json::{Value, json};
 
 use crate::framework::{NodeInfo, Status};
