@@ -111,8 +111,12 @@ impl Cached {
         if qualified == "events" {
             fields.extend(fields::object_fields("events.events.k8s.io", obj));
         }
+        let mut json = serde_json::to_vec(obj).unwrap_or_default();
+        // serde_json grows its buffer by doubling; the cache holds this for as long as the
+        // object lives, so without this up to half of it would be slack.
+        json.shrink_to_fit();
         Self {
-            json: Bytes::from(serde_json::to_vec(obj).unwrap_or_default()),
+            json: Bytes::from(json),
             labels: Pairs::new(labels),
             fields: Pairs::new(fields),
         }
