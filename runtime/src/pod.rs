@@ -35,8 +35,6 @@ pub struct PodSpec {
     pub affinity: Option<core::Affinity>,
     #[serde(default)]
     pub containers: Vec<Container>,
-    pub host_network: Option<bool>,
-    pub hostname: Option<String>,
     pub init_containers: Option<Vec<Container>>,
     pub node_name: Option<String>,
     pub node_selector: Option<BTreeMap<String, String>>,
@@ -45,7 +43,6 @@ pub struct PodSpec {
     pub priority: Option<i32>,
     pub scheduler_name: Option<String>,
     pub scheduling_gates: Option<Vec<core::PodSchedulingGate>>,
-    pub subdomain: Option<String>,
     pub tolerations: Option<Vec<core::Toleration>>,
     pub topology_spread_constraints: Option<Vec<core::TopologySpreadConstraint>>,
 }
@@ -83,7 +80,6 @@ pub struct ContainerStatus {
     pub ready: bool,
     #[serde(default)]
     pub restart_count: i32,
-    pub started: Option<bool>,
 }
 
 impl kube::Resource for Pod {
@@ -172,8 +168,8 @@ mod tests {
         assert_eq!(spec.overhead, full_spec.overhead);
         assert_eq!(spec.node_selector, full_spec.node_selector);
         assert_eq!(
-            (spec.node_name.as_deref(), spec.priority, spec.host_network),
-            (Some("n1"), Some(5), Some(true))
+            (spec.node_name.as_deref(), spec.priority),
+            (Some("n1"), Some(5))
         );
         assert_eq!(spec.containers[0].ports, full_spec.containers[0].ports);
         assert_eq!(
@@ -193,7 +189,6 @@ mod tests {
                 name: "c".into(),
                 ready: true,
                 restart_count: 2,
-                started: Some(true)
             }]
         );
         assert_eq!(
