@@ -48,8 +48,8 @@ pub const WINDOW_CAPACITY: usize = 10_000;
 pub const WINDOW_AGE: Duration = Duration::from_secs(75);
 /// Events kept per resource however old (kube-apiserver's lower bound).
 pub const WINDOW_MIN: usize = 100;
-/// The objects of the window's events (their JSON) take at most this many bytes per resource,
-/// beyond the last [`WINDOW_MIN`] events.
+/// The objects of the window's events (their JSON, both versions of each event) take at most
+/// this many bytes per resource, beyond the last [`WINDOW_MIN`] events.
 pub const WINDOW_BYTES: usize = 16 << 20;
 /// Events a watcher may fall behind before it is ended, unless configured otherwise.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
@@ -71,24 +71,52 @@ pub struct Cached {
 }
 
 /// Names and values sorted by name, as compact as they come: the watch cache holds one set per
-/// object version (a map would cost several times its strings).
-pub struct Pairs(Box<[(Box<str>, Box<str>)]>);
+/// object version, so they are two allocations whatever their count (a map, or a box per
+/// string, cost several times the strings: ~0.9 KB per pod version, measured with heaptrack).
+pub struct Pairs {
+    /// Every name and value, in order: name₀ value₀ name₁ value₁ …
+    text: Box<str>,
+    /// Where each of them ends in `text`.
+    ends: Box<[u32]>,
+}
 
 impl Pairs {
     fn new(map: BTreeMap<String, String>) -> Self {
-        Pairs(
-            map.into_iter()
-                .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
-                .collect(),
-        )
+        let mut text = String::with_capacity(map.iter().map(|(k, v)| k.len() + v.len()).sum());
+        let mut ends = Vec::with_capacity(map.len() * 2);
+        for (k, v) in &map {
+            for part in [k, v] {
+                text.push_str(part);
+                // Labels and fields of an object under the 3 MiB body limit fit in u32.
+                ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
+            }
+        }
+        Pairs {
+            text: text.into_boxed_str(),
+            ends: ends.into_boxed_slice(),
+        }
+    }
+
+    /// The `i`th string (names at even, values at odd positions).
+    fn part(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        self.text
+            .get(start..self.ends[i] as usize)
+            .unwrap_or_default()
     }
 
     /// The value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .binary_search_by(|(k, _)| (**k).cmp(name))
-            .ok()
-            .map(|i| &*self.0[i].1)
+        let (mut low, mut high) = (0, self.ends.len() / 2);
+        while low < high {
+            let mid = (low + high) / 2;
+            match self.part(2 * mid).cmp(name) {
+                std::cmp::Ordering::Less => low = mid + 1,
+                std::cmp::Ordering::Greater => high = mid,
+                std::cmp::Ordering::Equal => return Some(self.part(2 * mid + 1)),
+            }
+        }
+        None
     }
 }
 
@@ -155,6 +183,14 @@ pub struct CachedEvent {
     received: Instant,
 }
 
+impl CachedEvent {
+    /// The JSON bytes it keeps alive: both versions (the previous one is often held by nothing
+    /// else, e.g. a pod's status before the kubelet's update).
+    fn bytes(&self) -> usize {
+        self.obj.json.len() + self.prev.as_ref().map_or(0, |prev| prev.json.len())
+    }
+}
+
 /// What a watcher's queue carries.
 #[derive(Clone)]
 pub enum Item {
@@ -174,7 +210,7 @@ pub type Queue = mpsc::Receiver<Item>;
 struct State {
     objects: BTreeMap<String, Arc<Cached>>,
     window: VecDeque<Arc<CachedEvent>>,
-    /// The JSON bytes of the window's objects.
+    /// The JSON bytes of the window's objects, each event's previous version included.
     window_bytes: usize,
     /// Every event after this revision is in the window.
     window_start: Revision,
@@ -185,7 +221,7 @@ struct State {
 impl State {
     /// Adds `event` to the window (which [`Cacher::trim`] then bounds).
     fn push(&mut self, event: Arc<CachedEvent>) {
-        self.window_bytes += event.obj.json.len();
+        self.window_bytes += event.bytes();
         self.window.push_back(event);
     }
 }
@@ -327,7 +363,7 @@ impl Cacher {
                 break;
             }
             state.window_start = oldest.revision;
-            state.window_bytes -= oldest.obj.json.len();
+            state.window_bytes -= oldest.bytes();
             state.window.pop_front();
         }
     }
@@ -839,6 +875,16 @@ mod tests {
         assert!(state.window_bytes <= WINDOW_BYTES);
         assert_eq!(state.window.len(), WINDOW_BYTES / size);
         assert_eq!(state.window_bytes, state.window.len() * size);
+        // An update's previous version counts too.
+        let mut state = State::default();
+        for r in 1..=count as Revision {
+            let mut event = event_of(big.clone(), r, now);
+            Arc::get_mut(&mut event).unwrap().prev = Some(big.clone());
+            state.push(event);
+            Cacher::trim(&mut state, now);
+        }
+        assert_eq!(state.window.len(), WINDOW_BYTES / size / 2);
+        assert_eq!(state.window_bytes, state.window.len() * size * 2);
         assert_eq!(
             state.window_start,
             state.window.front().unwrap().revision - 1,
@@ -913,8 +959,12 @@ mod tests {
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
         let pairs = Pairs::new(map.clone());
-        for k in ["a", "b", "c", "a.b/c", "d", "", "A"] {
+        for k in ["a", "b", "c", "a.b/c", "d", "", "A", "bb", "0"] {
             assert_eq!(pairs.get(k), map.get(k).map(String::as_str), "{k}");
         }
+        assert_eq!(Pairs::new(BTreeMap::new()).get(""), None);
+        let one = Pairs::new([(String::new(), "v".to_owned())].into_iter().collect());
+        assert_eq!(one.get(""), Some("v"));
+        assert_eq!(one.get("v"), None);
     }
 }
