@@ -103,7 +103,7 @@ pub fn preferred_affinity(pod: &Pod, node: &NodeInfo) -> i64 {
             let affinity = as_required(&term.preference);
             if let Some(spec) = probe.spec.as_mut() {
                 spec.node_selector = None;
-                spec.affinity = Some(affinity);
+                spec.affinity = Some(Box::new(affinity));
             }
             matches!(
                 crate::plugins::node_affinity::filter(&probe, node),

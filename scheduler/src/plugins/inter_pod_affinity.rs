@@ -66,7 +66,7 @@ pub fn has_required_pod_anti_affinity(pod: &Pod) -> bool {
 }
 
 fn affinity_of(pod: &Pod) -> Option<&Affinity> {
-    pod.spec.as_ref()?.affinity.as_ref()
+    pod.spec.as_ref()?.affinity.as_deref()
 }
 
 fn labels_of(pod: &Pod) -> &BTreeMap<String, String> {
