@@ -193,7 +193,11 @@ async fn start(client: Client, options: &Options, allocator: Option<nodeipam::Al
         }
     }
     if wants("garbagecollector") {
-        tasks.spawn(garbagecollector::Collector::run(client.clone(), 20));
+        tasks.spawn(garbagecollector::Collector::run(
+            client.clone(),
+            Arc::clone(&pods),
+            20,
+        ));
     }
     while tasks.join_next().await.is_some() {}
 }

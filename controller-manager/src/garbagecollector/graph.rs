@@ -92,6 +92,15 @@ impl Graph {
     pub fn uids(&self) -> Vec<String> {
         self.nodes.keys().cloned().collect()
     }
+
+    /// The uids of the objects of `resource` for which `pick` holds.
+    pub fn uids_of(&self, resource: usize, pick: impl Fn(&str) -> bool) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|(uid, node)| node.resource == resource && pick(uid))
+            .map(|(uid, _)| uid.clone())
+            .collect()
+    }
 }
 
 /// What to do about one object.
@@ -204,6 +213,19 @@ mod tests {
             deleting,
             finalizers: finalizers.iter().map(|f| (*f).into()).collect(),
         }
+    }
+
+    #[test]
+    fn uids_of_picks_one_resource_s_objects() {
+        let mut graph = Graph::default();
+        graph.upsert(node("rs", &[], false, &[]));
+        graph.upsert(node("a", &["rs"], false, &[]));
+        let mut other = node("b", &["rs"], false, &[]);
+        other.resource = 1;
+        graph.upsert(other);
+        assert_eq!(graph.uids_of(0, |_| true), ["a", "rs"]);
+        assert_eq!(graph.uids_of(0, |uid| uid != "rs"), ["a"]);
+        assert_eq!(graph.uids_of(1, |_| true), ["b"]);
     }
 
     #[test]

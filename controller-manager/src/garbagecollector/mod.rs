@@ -3,7 +3,10 @@
 //!
 //! - [`graph`]: the ownership graph and the decision about one object, pure.
 //! - this file: one watch per resource kind that can own or be owned (as dynamic objects),
-//!   feeding the graph and the queue (keyed by uid), and the executor.
+//!   feeding the graph and the queue (keyed by uid), and the executor. Pods, the most numerous
+//!   and busiest kind, come from the controller-manager's shared pod informer instead of a
+//!   watch of their own: one pod stream per process, as kube-controller-manager shares its
+//!   informers, rather than every pod event sent, decoded and held a second time.
 //!
 //! Deletions carry the object's uid as a precondition, so an object re-created under the same
 //! name is never collected by mistake; an owner the graph does not know is looked up on the
@@ -14,11 +17,14 @@ pub mod graph;
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt as _;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Client;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use serde_json::json;
 
+use crate::runtime::informer::{Change, Informer};
+use crate::runtime::pod::Pod;
 use crate::runtime::{Action, WorkQueue, run_workers};
 use graph::{Decision, Graph, Node, Owner};
 
@@ -79,8 +85,10 @@ pub struct Collector {
     queue: Arc<WorkQueue<String>>,
 }
 
-fn node_of(resource: usize, obj: &DynamicObject) -> Option<Node> {
-    let meta = &obj.metadata;
+/// Where [`RESOURCES`] lists pods.
+const PODS: usize = 0;
+
+fn node_of(resource: usize, meta: &ObjectMeta) -> Option<Node> {
     Some(Node {
         uid: meta.uid.clone()?,
         resource,
@@ -103,15 +111,53 @@ fn node_of(resource: usize, obj: &DynamicObject) -> Option<Node> {
     })
 }
 
+/// Feeds the graph the pods `pods` announces. After each (re)list of the informer, every pod in
+/// its cache is observed again and the graph's pods it no longer holds are forgotten.
+async fn follow_pods(collector: Arc<Collector>, pods: Arc<Informer<Pod>>) {
+    let mut changes = pods.subscribe();
+    pods.ready().await;
+    let store = pods.store();
+    let mut resync = true;
+    loop {
+        if resync {
+            let current = store.state();
+            let held: std::collections::HashSet<&str> = current
+                .iter()
+                .filter_map(|pod| pod.metadata.uid.as_deref())
+                .collect();
+            let gone = collector.lock().uids_of(PODS, |uid| !held.contains(uid));
+            for uid in gone {
+                collector.forget(&uid);
+            }
+            for pod in &current {
+                collector.observe(PODS, &pod.metadata);
+            }
+        }
+        resync = false;
+        match changes.next().await {
+            Some(Change::Applied(pod)) => collector.observe(PODS, &pod.metadata),
+            Some(Change::Deleted(pod)) => {
+                if let Some(uid) = pod.metadata.uid.as_deref() {
+                    collector.forget(uid);
+                }
+            }
+            Some(Change::Resync) => resync = true,
+            None => return,
+        }
+    }
+}
+
 impl Collector {
-    /// Runs the collector with `workers` workers until the process ends.
-    pub async fn run(client: Client, workers: usize) {
+    /// Runs the collector with `workers` workers until the process ends, following pods
+    /// through `pods`.
+    pub async fn run(client: Client, pods: Arc<Informer<Pod>>, workers: usize) {
         let collector = Arc::new(Collector {
             client: client.clone(),
             graph: Mutex::new(Graph::default()),
             queue: WorkQueue::new(),
         });
-        for index in 0..RESOURCES.len() {
+        tokio::spawn(follow_pods(Arc::clone(&collector), pods));
+        for index in (0..RESOURCES.len()).filter(|&index| index != PODS) {
             let collector = Arc::clone(&collector);
             let api: Api<DynamicObject> = Api::all_with(client.clone(), &api_resource(index));
             tokio::spawn(async move {
@@ -121,12 +167,11 @@ impl Collector {
                 while let Some(event) = events.next().await {
                     match event {
                         Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
-                            collector.observe(index, &obj);
+                            collector.observe(index, &obj.metadata);
                         }
                         Ok(watcher::Event::Delete(obj)) => {
                             if let Some(uid) = obj.metadata.uid.as_deref() {
-                                let look = collector.lock().remove(uid);
-                                collector.enqueue(look);
+                                collector.forget(uid);
                             }
                         }
                         Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
@@ -147,11 +192,17 @@ impl Collector {
         self.graph.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn observe(&self, index: usize, obj: &DynamicObject) {
-        let Some(node) = node_of(index, obj) else {
+    fn observe(&self, index: usize, meta: &ObjectMeta) {
+        let Some(node) = node_of(index, meta) else {
             return;
         };
         let look = self.lock().upsert(node);
+        self.enqueue(look);
+    }
+
+    /// Forgets the object with `uid`, and looks again at what it touched.
+    fn forget(&self, uid: &str) {
+        let look = self.lock().remove(uid);
         self.enqueue(look);
     }
 
