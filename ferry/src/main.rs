@@ -110,7 +110,7 @@ fn parsed<T>(name: &str, help: &str, flags: anyhow::Result<Option<T>>) -> Result
 /// blocking threads instead of 512. Only the apiserver's embedded store runs work there (its
 /// reads), mostly CPU on pages already cached, so more threads would not finish it sooner; and
 /// each thread keeps its own allocator heap: with 100 kubelets relisting, tokio started ~40 of
-/// them, ~10 MB of the apiserver's RSS at 10,000 pods (`up-bench`).
+/// them, ~8 MB of the apiserver's RSS at 10,000 pods (a 100-node `ferry up`).
 fn block_on(name: &str, work: impl Future<Output = anyhow::Result<ExitCode>>) -> ExitCode {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = match tokio::runtime::Builder::new_multi_thread()

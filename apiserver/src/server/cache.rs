@@ -72,7 +72,7 @@ pub struct Cached {
 
 /// Names and values sorted by name, as compact as they come: the watch cache holds one set per
 /// object version, so they are two allocations whatever their count (a map, or a box per
-/// string, cost several times the strings: ~0.9 KB per pod version, measured with heaptrack).
+/// string, cost several times the strings: ~0.7 KB per pod version, measured with heaptrack).
 pub struct Pairs {
     /// Every name and value, in order: name₀ value₀ name₁ value₁ …
     text: Box<str>,
