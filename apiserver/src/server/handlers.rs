@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use super::admission::{self, Validation};
 use super::cache::Cached;
 use super::request::{ResourceRequest, Verb};
+use super::watch::initializing;
 use super::{Body, Query, Server, bytes_response, ipalloc, json_response};
 use crate::errors::{ApiError, OPTIMISTIC_LOCK_MESSAGE};
 use crate::objects::{self, event_conversion, managed, strategic};
@@ -509,6 +510,13 @@ impl NamespaceCache {
 }
 
 /// The label and field selectors of a list or watch.
+/// Whether a list the watch cache cannot serve (yet) goes to the store: always once the cache
+/// has been initialized (it is only behind); while it is (re)initializing, only a list that
+/// returns everything it reads (no selector) or is bounded by a `limit` (KEP-4568).
+fn store_may_serve(initialized: bool, filter: &Filter, limited: bool) -> bool {
+    initialized || filter.is_everything() || limited
+}
+
 pub struct Filter {
     labels: Selector,
     fields: FieldSelector,
@@ -904,7 +912,9 @@ impl Ctx<'_> {
                 RvRequest::Latest | RvRequest::NotOlderThan(_) => limit.is_none(),
                 RvRequest::Exact(_) => false,
             };
-        if cacheable && let Some(response) = self.list_from_cache(&filter, &rv).await? {
+        if cacheable
+            && let Some(response) = self.list_from_cache(&filter, &rv, limit.is_some()).await?
+        {
             return Ok(response);
         }
         let revision = match rv {
@@ -960,12 +970,16 @@ impl Ctx<'_> {
         Ok(json_response(StatusCode::OK, &list_object(self.info, page)))
     }
 
-    /// A list from the watch cache, once it is fresh enough; `None` when it is not ready (the
-    /// store serves the list then).
+    /// A list from the watch cache, once it is fresh enough; `None` when it is not (the store
+    /// serves the list then). While the cache is (re)initializing, a list with a selector and
+    /// no `limit` gets 429 instead, as kube-apiserver's resilient watch cache initialization
+    /// (KEP-4568) answers: from the store it would read every object of the resource to return
+    /// a few — 100 kubelets relisting their pods after a restart read all 10,000 pods each.
     async fn list_from_cache(
         &self,
         filter: &Filter,
         rv: &RvRequest,
+        limited: bool,
     ) -> Result<Option<Response<Body>>, ApiError> {
         let Some(cacher) = self.server.caches.get(self.info) else {
             return Ok(None);
@@ -981,6 +995,9 @@ impl Ctx<'_> {
             RvRequest::Exact(_) => return Ok(None),
         };
         if !cacher.wait_fresh(fresh_at).await {
+            if !store_may_serve(cacher.revision() > 0, filter, limited) {
+                return Err(initializing());
+            }
             return Ok(None);
         }
         let prefix = collection_prefix(self.server, self.info, self.namespace.as_deref());
@@ -1962,6 +1979,31 @@ pub fn list_object(info: &ResourceInfo, page: ListPage) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn while_the_cache_initializes_only_unselective_or_limited_lists_go_to_the_store() {
+        let pods = registry::by_qualified_resource("pods").unwrap();
+        let filter = |q: &str| Filter::from_query(pods, &Query::parse(Some(q))).unwrap();
+        let (all, labelled, on_node) = (
+            filter("resourceVersion=0"),
+            filter("labelSelector=app%3Da"),
+            filter("fieldSelector=spec.nodeName%3Dnode-1"),
+        );
+        for (initialized, f, limited, expected) in [
+            (true, &labelled, false, true),
+            (true, &on_node, false, true),
+            (false, &all, false, true),
+            (false, &labelled, true, true),
+            (false, &labelled, false, false),
+            (false, &on_node, false, false),
+        ] {
+            assert_eq!(
+                store_may_serve(initialized, f, limited),
+                expected,
+                "initialized {initialized}, limited {limited}"
+            );
+        }
+    }
 
     #[test]
     fn uids_are_version_4() {

@@ -165,10 +165,15 @@ pub async fn not_fresh(server: &Server, revision: Revision, qualified: &str) -> 
             "",
         ),
         Err(e) => ApiError::from_storage(e, qualified, ""),
-        Ok(_) => ApiError {
-            message: "storage is (re)initializing".into(),
-            ..ApiError::too_many_requests(1)
-        },
+        Ok(_) => initializing(),
+    }
+}
+
+/// kube-apiserver's answer while a resource's watch cache is (re)initializing.
+pub fn initializing() -> ApiError {
+    ApiError {
+        message: "storage is (re)initializing".into(),
+        ..ApiError::too_many_requests(1)
     }
 }
 
