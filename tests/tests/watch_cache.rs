@@ -1,7 +1,7 @@
 //! The watch cache: a watcher that stops reading is ended once it is the queue's capacity
 //! behind while the others keep receiving, and it resumes from its last resourceVersion missing
-//! nothing; lists with `resourceVersion=0` are served from the cache; the cache's sizes are on
-//! `/metrics`.
+//! nothing; lists with `resourceVersion=0`, consistent lists, and paged lists whose matches fit
+//! in one page are served from the cache; the cache's sizes are on `/metrics`.
 
 use std::time::Duration;
 
@@ -169,19 +169,47 @@ async fn lists_from_the_cache_and_metrics(server: &TestApiServer) {
         configmap_metric(&client, "apiserver_cache_list_total").await,
         before + 2
     );
-    // A paged list is served by the store.
+    // Pages the cache cannot continue (more matches than the page) are the store's, with a
+    // continue token: without a selector, and with one that most objects match.
+    for query in [
+        "limit=10",
+        "limit=10&fieldSelector=metadata.namespace%3Ddefault",
+    ] {
+        let page = client
+            .request("GET", &format!("{BASE}?{query}"), None)
+            .await;
+        assert_eq!(page.body["items"].as_array().map(Vec::len), Some(10));
+        assert!(
+            page.body["metadata"]["continue"]
+                .as_str()
+                .is_some_and(|c| !c.is_empty()),
+            "{query}"
+        );
+        assert_eq!(
+            configmap_metric(&client, "apiserver_cache_list_total").await,
+            before + 2,
+            "{query}"
+        );
+    }
+    // A paged list whose matches all fit in its page comes from the cache, whole: no next page.
     let page = client
-        .request("GET", &format!("{BASE}?limit=10"), None)
+        .request(
+            "GET",
+            &format!("{BASE}?limit=10&fieldSelector=metadata.name%3Dfresh"),
+            None,
+        )
         .await;
-    assert_eq!(page.body["items"].as_array().map(Vec::len), Some(10));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.body["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(page.body["items"][0]["metadata"]["name"], "fresh");
     assert!(
-        page.body["metadata"]["continue"]
-            .as_str()
-            .is_some_and(|c| !c.is_empty())
+        page.body["metadata"].get("continue").is_none(),
+        "{}",
+        page.body["metadata"]
     );
     assert_eq!(
         configmap_metric(&client, "apiserver_cache_list_total").await,
-        before + 2
+        before + 3
     );
 
     assert_eq!(

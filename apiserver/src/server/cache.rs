@@ -388,11 +388,33 @@ impl Cacher {
         )
     }
 
-    /// The cached objects under `prefix` and the revision they reflect: a list served to a
-    /// client (counted in `apiserver_cache_list_total`).
-    pub fn list(&self, prefix: &str) -> (Vec<Arc<Cached>>, Revision) {
+    /// The cached objects under `prefix` for which `keep` holds, and the revision they reflect:
+    /// a list served to a client (counted in `apiserver_cache_list_total`) — or `None` when more
+    /// than `at_most` match (a page the cache cannot continue: the store serves it).
+    pub fn list_matching(
+        &self,
+        prefix: &str,
+        keep: impl Fn(&Cached) -> bool,
+        at_most: Option<usize>,
+    ) -> Option<(Vec<Arc<Cached>>, Revision)> {
+        let state = self.read();
+        let mut items = Vec::new();
+        for (_, obj) in state
+            .objects
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+        {
+            if keep(obj) {
+                if at_most.is_some_and(|n| items.len() == n) {
+                    return None;
+                }
+                items.push(obj.clone());
+            }
+        }
+        let revision = state.revision;
+        drop(state);
         self.lists_served.fetch_add(1, Ordering::Relaxed);
-        self.snapshot(prefix)
+        Some((items, revision))
     }
 
     /// The cached objects under `prefix` and the revision they reflect, for the server's own
@@ -729,14 +751,35 @@ mod tests {
         let (_dir, store, caches, _stop) = started().await;
         let cacher = caches.get(pods()).unwrap().clone();
         assert!(cacher.wait_fresh(0).await);
-        assert_eq!(cacher.list("/registry/pods/").0.len(), 1);
+        assert_eq!(
+            cacher
+                .list_matching("/registry/pods/", |_| true, None)
+                .unwrap()
+                .0
+                .len(),
+            1
+        );
         let kv = store
             .create("/registry/pods/b/p1", pod("b", "p1"))
             .await
             .unwrap();
         assert!(cacher.wait_fresh(kv.mod_revision).await);
-        assert_eq!(cacher.list("/registry/pods/").0.len(), 2);
-        assert_eq!(cacher.list("/registry/pods/b/").0.len(), 1);
+        assert_eq!(
+            cacher
+                .list_matching("/registry/pods/", |_| true, None)
+                .unwrap()
+                .0
+                .len(),
+            2
+        );
+        assert_eq!(
+            cacher
+                .list_matching("/registry/pods/b/", |_| true, None)
+                .unwrap()
+                .0
+                .len(),
+            1
+        );
         let got = cacher.get("/registry/pods/b/p1").unwrap();
         assert_eq!(got.value()["kind"], "Pod");
         assert_eq!(

@@ -903,18 +903,12 @@ impl Ctx<'_> {
                 "specifying resource version is not allowed when using continue",
             ));
         }
-        // Served from the watch cache as kube-apiserver serves it: any state (`0`), not older
-        // than a revision, or consistent (unset) — except pages (`limit`, `continue`), which the
-        // store serves so that their continue tokens hold.
-        let cacheable = continue_token.is_none()
-            && match rv {
-                RvRequest::Any => true,
-                RvRequest::Latest | RvRequest::NotOlderThan(_) => limit.is_none(),
-                RvRequest::Exact(_) => false,
-            };
-        if cacheable
-            && let Some(response) = self.list_from_cache(&filter, &rv, limit.is_some()).await?
-        {
+        // Served from the watch cache as kube-apiserver serves it: any state (`0`, whatever
+        // the `limit`), not older than a revision, or consistent (unset) — except pages the
+        // cache cannot continue (`continue`, or more matches than `limit`), which the store
+        // serves so that their continue tokens hold.
+        let cacheable = continue_token.is_none() && !matches!(rv, RvRequest::Exact(_));
+        if cacheable && let Some(response) = self.list_from_cache(&filter, &rv, limit).await? {
             return Ok(response);
         }
         let revision = match rv {
@@ -975,11 +969,15 @@ impl Ctx<'_> {
     /// no `limit` gets 429 instead, as kube-apiserver's resilient watch cache initialization
     /// (KEP-4568) answers: from the store it would read every object of the resource to return
     /// a few — 100 kubelets relisting their pods after a restart read all 10,000 pods each.
+    ///
+    /// A `limit` it honours only when everything that matches fits in one page (then there is
+    /// no next page to continue): a kubelet's or `kubectl get -l`'s paged list of a few objects
+    /// is answered from memory instead of a scan of every object in the store.
     async fn list_from_cache(
         &self,
         filter: &Filter,
         rv: &RvRequest,
-        limited: bool,
+        limit: Option<usize>,
     ) -> Result<Option<Response<Body>>, ApiError> {
         let Some(cacher) = self.server.caches.get(self.info) else {
             return Ok(None);
@@ -995,17 +993,19 @@ impl Ctx<'_> {
             RvRequest::Exact(_) => return Ok(None),
         };
         if !cacher.wait_fresh(fresh_at).await {
-            if !store_may_serve(cacher.revision() > 0, filter, limited) {
+            if !store_may_serve(cacher.revision() > 0, filter, limit.is_some()) {
                 return Err(initializing());
             }
             return Ok(None);
         }
         let prefix = collection_prefix(self.server, self.info, self.namespace.as_deref());
-        let (objects, revision) = cacher.list(&prefix);
-        let items: Vec<_> = objects
-            .into_iter()
-            .filter(|o| filter.matches_cached(o))
-            .collect();
+        // `resourceVersion=0` gets the whole list whatever its `limit`, as from kube-apiserver.
+        let at_most = limit.filter(|_| !matches!(rv, RvRequest::Any));
+        let Some((items, revision)) =
+            cacher.list_matching(&prefix, |o| filter.matches_cached(o), at_most)
+        else {
+            return Ok(None);
+        };
         let converted = !same_form(self.info, cacher.primary);
         if let Some(version) = tables::wants_table(self.accept.as_deref()) {
             let values: Vec<Value> = items
