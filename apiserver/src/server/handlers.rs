@@ -509,7 +509,6 @@ impl NamespaceCache {
     }
 }
 
-/// The label and field selectors of a list or watch.
 /// Whether a list the watch cache cannot serve (yet) goes to the store: always once the cache
 /// has been initialized (it is only behind); while it is (re)initializing, only a list that
 /// returns everything it reads (no selector) or is bounded by a `limit` (KEP-4568).
@@ -517,6 +516,7 @@ fn store_may_serve(initialized: bool, filter: &Filter, limited: bool) -> bool {
     initialized || filter.is_everything() || limited
 }
 
+/// The label and field selectors of a list or watch.
 pub struct Filter {
     labels: Selector,
     fields: FieldSelector,
@@ -968,7 +968,7 @@ impl Ctx<'_> {
     /// serves the list then). While the cache is (re)initializing, a list with a selector and
     /// no `limit` gets 429 instead, as kube-apiserver's resilient watch cache initialization
     /// (KEP-4568) answers: from the store it would read every object of the resource to return
-    /// a few — 100 kubelets relisting their pods after a restart read all 10,000 pods each.
+    /// a few.
     ///
     /// A `limit` it honours only when everything that matches fits in one page (then there is
     /// no next page to continue): a kubelet's or `kubectl get -l`'s paged list of a few objects
