@@ -397,6 +397,17 @@ impl Cacher {
         keep: impl Fn(&Cached) -> bool,
         at_most: Option<usize>,
     ) -> Option<(Vec<Arc<Cached>>, Revision)> {
+        let found = self.matching(prefix, keep, at_most)?;
+        self.lists_served.fetch_add(1, Ordering::Relaxed);
+        Some(found)
+    }
+
+    fn matching(
+        &self,
+        prefix: &str,
+        keep: impl Fn(&Cached) -> bool,
+        at_most: Option<usize>,
+    ) -> Option<(Vec<Arc<Cached>>, Revision)> {
         let state = self.read();
         let mut items = Vec::new();
         for (_, obj) in state
@@ -411,23 +422,14 @@ impl Cacher {
                 items.push(obj.clone());
             }
         }
-        let revision = state.revision;
-        drop(state);
-        self.lists_served.fetch_add(1, Ordering::Relaxed);
-        Some((items, revision))
+        Some((items, state.revision))
     }
 
     /// The cached objects under `prefix` and the revision they reflect, for the server's own
     /// reads (admission), which are not counted as lists.
     pub fn snapshot(&self, prefix: &str) -> (Vec<Arc<Cached>>, Revision) {
-        let state = self.read();
-        let objects = state
-            .objects
-            .range(prefix.to_owned()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(_, v)| v.clone())
-            .collect();
-        (objects, state.revision)
+        // Without a bound there is always an answer.
+        self.matching(prefix, |_| true, None).unwrap_or_default()
     }
 
     /// One cached object.
@@ -751,35 +753,14 @@ mod tests {
         let (_dir, store, caches, _stop) = started().await;
         let cacher = caches.get(pods()).unwrap().clone();
         assert!(cacher.wait_fresh(0).await);
-        assert_eq!(
-            cacher
-                .list_matching("/registry/pods/", |_| true, None)
-                .unwrap()
-                .0
-                .len(),
-            1
-        );
+        assert_eq!(cacher.snapshot("/registry/pods/").0.len(), 1);
         let kv = store
             .create("/registry/pods/b/p1", pod("b", "p1"))
             .await
             .unwrap();
         assert!(cacher.wait_fresh(kv.mod_revision).await);
-        assert_eq!(
-            cacher
-                .list_matching("/registry/pods/", |_| true, None)
-                .unwrap()
-                .0
-                .len(),
-            2
-        );
-        assert_eq!(
-            cacher
-                .list_matching("/registry/pods/b/", |_| true, None)
-                .unwrap()
-                .0
-                .len(),
-            1
-        );
+        assert_eq!(cacher.snapshot("/registry/pods/").0.len(), 2);
+        assert_eq!(cacher.snapshot("/registry/pods/b/").0.len(), 1);
         let got = cacher.get("/registry/pods/b/p1").unwrap();
         assert_eq!(got.value()["kind"], "Pod");
         assert_eq!(
