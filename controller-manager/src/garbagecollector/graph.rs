@@ -89,10 +89,6 @@ impl Graph {
             .unwrap_or_default()
     }
 
-    pub fn uids(&self) -> Vec<String> {
-        self.nodes.keys().cloned().collect()
-    }
-
     /// The uids of the objects of `resource` for which `pick` holds.
     pub fn uids_of(&self, resource: usize, pick: impl Fn(&str) -> bool) -> Vec<String> {
         self.nodes
