@@ -124,6 +124,11 @@ impl Cached {
     /// `obj` as the cache of `primary` holds it: `obj` must be in the primary form, with its
     /// `resourceVersion`.
     pub fn new(primary: &ResourceInfo, obj: &Value) -> Self {
+        Self::with_json(primary, obj, serde_json::to_vec(obj).unwrap_or_default())
+    }
+
+    /// [`Self::new`] of `obj` already serialized as `json`.
+    pub fn with_json(primary: &ResourceInfo, obj: &Value, mut json: Vec<u8>) -> Self {
         let labels = obj
             .pointer("/metadata/labels")
             .and_then(Value::as_object)
@@ -139,7 +144,6 @@ impl Cached {
         if qualified == "events" {
             fields.extend(fields::object_fields("events.events.k8s.io", obj));
         }
-        let mut json = serde_json::to_vec(obj).unwrap_or_default();
         // serde_json grows its buffer by doubling; the cache holds this for as long as the
         // object lives, so without this up to half of it would be slack.
         json.shrink_to_fit();

@@ -385,14 +385,74 @@ pub fn encode(info: &ResourceInfo, obj: &Value) -> Bytes {
 
 /// [`encode`] of an object about to be created, which the caller no longer needs as it is: its
 /// `resourceVersion` is dropped in place instead of from a copy.
-fn encode_new(info: &ResourceInfo, obj: &mut Value) -> Bytes {
+fn encode_new(info: &ResourceInfo, obj: &mut Value) -> Stored {
     if is_events_v1(info) {
-        return encode(info, obj);
+        return Stored {
+            bytes: encode(info, obj),
+            metadata_members: None,
+        };
     }
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("resourceVersion");
     }
-    Bytes::from(serde_json::to_vec(obj).unwrap_or_default())
+    Stored::of(obj)
+}
+
+/// An object serialized as it is stored, with where the members of its `metadata` begin: the
+/// object as served, with its `resourceVersion`, is then a splice of these bytes instead of a
+/// second serialization.
+struct Stored {
+    bytes: Bytes,
+    /// The offset just past the `{` of the top-level `metadata` object, if there is one.
+    metadata_members: Option<usize>,
+}
+
+impl Stored {
+    /// `obj` as `serde_json::to_vec` writes it, noting where its `metadata` members begin.
+    fn of(obj: &Value) -> Stored {
+        let Value::Object(map) = obj else {
+            return Stored {
+                bytes: Bytes::from(serde_json::to_vec(obj).unwrap_or_default()),
+                metadata_members: None,
+            };
+        };
+        let mut out = Vec::with_capacity(1024);
+        let mut metadata_members = None;
+        out.push(b'{');
+        for (i, (key, value)) in map.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            // Writing JSON into a Vec fails only for maps with non-string keys, which a Value has not.
+            let _ = serde_json::to_writer(&mut out, key);
+            out.push(b':');
+            if key == "metadata" && value.is_object() {
+                metadata_members = Some(out.len() + 1);
+            }
+            let _ = serde_json::to_writer(&mut out, value);
+        }
+        out.push(b'}');
+        Stored {
+            bytes: Bytes::from(out),
+            metadata_members,
+        }
+    }
+
+    /// The stored object with `"resourceVersion":"<revision>"` as the first member of its
+    /// `metadata` (`None` when it has no `metadata` object).
+    fn with_resource_version(&self, revision: i64) -> Option<Vec<u8>> {
+        let at = self.metadata_members?;
+        let (head, tail) = self.bytes.split_at_checked(at)?;
+        let member = format!(r#""resourceVersion":"{revision}""#);
+        let mut out = Vec::with_capacity(self.bytes.len() + member.len() + 1);
+        out.extend_from_slice(head);
+        out.extend_from_slice(member.as_bytes());
+        if tail.first() != Some(&b'}') {
+            out.push(b',');
+        }
+        out.extend_from_slice(tail);
+        Some(out)
+    }
 }
 
 /// The object a create stored as `kv`, from `written` (what [`encode_new`] encoded) rather than
@@ -456,15 +516,16 @@ pub fn new_uid() -> String {
     let mut b: [u8; 16] = rand::random();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut uid = String::with_capacity(36);
+    for (i, x) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            uid.push('-');
+        }
+        uid.push(char::from(HEX[usize::from(x >> 4)]));
+        uid.push(char::from(HEX[usize::from(x & 0x0f)]));
+    }
+    uid
 }
 
 /// Five random lowercase alphanumerics for `generateName`, from Kubernetes' alphabet (no vowels).
@@ -799,10 +860,10 @@ impl Ctx<'_> {
         json_response(status, obj)
     }
 
-    /// The 201 for `created`, just stored as `kv`. Served as JSON, its serialization is the one
-    /// the watch cache keeps for this version: it is handed to the cache, whose storage watch
-    /// event for the create then needs no parsing.
-    fn respond_created(&self, kv: &KeyValue, created: &Value) -> Response<Body> {
+    /// The 201 for `created`, just stored as `kv` (written as `stored`). Served as JSON, its
+    /// serialization is the one the watch cache keeps for this version: it is handed to the
+    /// cache, whose storage watch event for the create then needs no parsing.
+    fn respond_created(&self, kv: &KeyValue, created: &Value, stored: &Stored) -> Response<Body> {
         // Events of events.k8s.io are cached in their core/v1 form; a Table is not the object.
         let cacher = self.server.caches.get(self.info).filter(|_| {
             !is_events_v1(self.info) && tables::wants_table(self.accept.as_deref()).is_none()
@@ -810,7 +871,10 @@ impl Ctx<'_> {
         let Some(cacher) = cacher else {
             return self.respond(StatusCode::CREATED, created);
         };
-        let cached = Arc::new(Cached::new(cacher.primary, created));
+        let cached = Arc::new(match stored.with_resource_version(kv.mod_revision) {
+            Some(json) => Cached::with_json(cacher.primary, created, json),
+            None => Cached::new(cacher.primary, created),
+        });
         let body = cached.json().clone();
         cacher.offer(&kv.key, kv.mod_revision, cached);
         bytes_response(StatusCode::CREATED, "application/json", body)
@@ -1154,9 +1218,10 @@ impl Ctx<'_> {
                 return Ok(self.respond(StatusCode::CREATED, &attempt));
             }
             let allocated = self.allocate_cluster_ip(&mut attempt, &name).await?;
+            let stored = encode_new(self.info, &mut attempt);
             let result = self
                 .store()
-                .create(&self.key(&name), encode_new(self.info, &mut attempt))
+                .create(&self.key(&name), stored.bytes.clone())
                 .await;
             if result.is_err()
                 && let Some(ip) = &allocated
@@ -1166,7 +1231,7 @@ impl Ctx<'_> {
             match result {
                 Ok(kv) => {
                     let created = created_object(self.info, attempt, &kv)?;
-                    return Ok(self.respond_created(&kv, &created));
+                    return Ok(self.respond_created(&kv, &created, &stored));
                 }
                 Err(StorageError::AlreadyExists { .. }) if retries => continue,
                 Err(e) => return Err(ApiError::from_storage(e, &self.qr(), &name)),
@@ -1979,6 +2044,48 @@ pub fn list_object(info: &ResourceInfo, page: ListPage) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_created_object_is_served_as_its_stored_bytes_with_its_resource_version() {
+        for obj in [
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "a", "labels": {"metadata": "{\"metadata\":{"}},
+                   "data": {"metadata": "{}"}}),
+            json!({"kind": "Deployment", "metadata": {"name": "d"},
+                   "spec": {"template": {"metadata": {"labels": {"app": "x"}}}}}),
+            json!({"kind": "Odd", "metadata": {}}),
+        ] {
+            let stored = Stored::of(&obj);
+            assert_eq!(stored.bytes, serde_json::to_vec(&obj).unwrap());
+            let served: Value =
+                serde_json::from_slice(&stored.with_resource_version(42).unwrap()).unwrap();
+            let mut expected = obj.clone();
+            expected["metadata"]["resourceVersion"] = json!("42");
+            assert_eq!(served, expected);
+        }
+        // Without a metadata object there is nothing to splice into.
+        for obj in [json!({"kind": "X"}), json!({"metadata": "m"}), json!([1])] {
+            assert_eq!(Stored::of(&obj).with_resource_version(1), None);
+            assert_eq!(Stored::of(&obj).bytes, serde_json::to_vec(&obj).unwrap());
+        }
+    }
+
+    #[test]
+    fn uids_are_version_4_uuids() {
+        let uid = new_uid();
+        let groups: Vec<&str> = uid.split('-').collect();
+        assert_eq!(
+            groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+        assert!(
+            uid.chars()
+                .all(|c| c == '-' || c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+        assert!(groups[2].starts_with('4'));
+        assert!(matches!(groups[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b'));
+        assert_ne!(uid, new_uid());
+    }
 
     #[test]
     fn while_the_cache_initializes_only_unselective_or_limited_lists_go_to_the_store() {
