@@ -72,13 +72,15 @@ const GATHER_MAX: Duration = Duration::from_micros(500);
 /// Committed batches a watcher may fall behind before it replays from the log instead. The bus
 /// keeps this many batches (and their values) alive even once every watcher has them, so it is
 /// small: its readers are the apiserver's watch caches, which keep up, and one that does not
-/// loses nothing but time (it replays from the log).
-const BROADCAST_CAPACITY: usize = 256;
+/// loses nothing but time (it replays from the log). Under load a batch holds tens of writes.
+/// (This at 256 → 64 and the page cache below at 8 → 4 MB took the apiserver holding 10,000
+/// pods from 121–123 to 116–118 MB, with no loss of throughput: BENCHMARKS.md.)
+const BROADCAST_CAPACITY: usize = 64;
 /// redb's page cache (reads and the write buffer). Reads that matter are served by the
 /// apiserver's watch cache, so the store keeps only its hot B-tree pages; the operating
 /// system's page cache holds the file. (32 MB cost the apiserver ~40 MB of RSS holding 10,000
-/// pods, and 8 MB no measurable throughput: BENCHMARKS.md.)
-const CACHE_BYTES: usize = 8 << 20;
+/// pods; 8 and then 4 MB lost no measurable throughput: BENCHMARKS.md.)
+const CACHE_BYTES: usize = 4 << 20;
 /// Events read from the log per blocking read during a replay.
 const REPLAY_CHUNK: usize = 2048;
 
