@@ -423,7 +423,8 @@ impl Stored {
             if i > 0 {
                 out.push(b',');
             }
-            // Writing JSON into a Vec fails only for maps with non-string keys, which a Value has not.
+            // Writing JSON into a Vec fails only for maps with non-string keys, which a Value
+            // has not.
             let _ = serde_json::to_writer(&mut out, key);
             out.push(b':');
             if key == "metadata" && value.is_object() {

@@ -74,7 +74,7 @@ const GATHER_MAX: Duration = Duration::from_micros(500);
 /// small: its readers are the apiserver's watch caches, which keep up, and one that does not
 /// loses nothing but time (it replays from the log). Under load a batch holds tens of writes.
 /// (This at 256 → 64 and the page cache below at 8 → 4 MB took the apiserver holding 10,000
-/// pods from 121–123 to 116–118 MB, with no loss of throughput: BENCHMARKS.md.)
+/// pods from 120–123 to 116–118 MB, with no loss of throughput: BENCHMARKS.md.)
 const BROADCAST_CAPACITY: usize = 64;
 /// redb's page cache (reads and the write buffer). Reads that matter are served by the
 /// apiserver's watch cache, so the store keeps only its hot B-tree pages; the operating
