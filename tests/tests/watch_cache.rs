@@ -1,7 +1,8 @@
 //! The watch cache: a watcher that stops reading is ended once it is the queue's capacity
 //! behind while the others keep receiving, and it resumes from its last resourceVersion missing
 //! nothing; lists with `resourceVersion=0`, consistent lists, and paged lists whose matches fit
-//! in one page are served from the cache; the cache's sizes are on `/metrics`.
+//! in one page are served from the cache; the cache's sizes are on `/metrics`; objects made by
+//! concurrent creates are served from the cache exactly as their creates answered them.
 
 use std::time::Duration;
 
@@ -230,10 +231,92 @@ async fn lists_from_the_cache_and_metrics(server: &TestApiServer) {
     assert!(configmap_metric(&client, "apiserver_watch_cache_resource_version").await >= rv);
 }
 
+/// Concurrent creates: the cache serves each object (by name, by label, in a watch's initial
+/// state) exactly as its create answered it, whether it took the object the create offered or
+/// read it from the storage event.
+async fn created_objects_are_served_as_created(server: &TestApiServer) {
+    const CREATES: usize = 64;
+    let client = Client::new(server);
+    let created = futures::future::join_all((0..CREATES).map(|i| {
+        let client = client.clone();
+        async move {
+            let body = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": format!("made-{i:02}"), "labels": {"batch": "made"}},
+                "data": {"i": i.to_string()}});
+            let r = client.request("POST", BASE, Some(&body)).await;
+            assert_eq!(r.status, 201, "{}", r.body);
+            r.body
+        }
+    }))
+    .await;
+    for answered in &created {
+        let name = answered["metadata"]["name"].as_str().unwrap();
+        let got = client
+            .request("GET", &format!("{BASE}/{name}?resourceVersion=0"), None)
+            .await;
+        assert_eq!(got.status, 200, "{}", got.body);
+        assert_eq!(&got.body, answered, "the cache's {name} is the one created");
+    }
+    let list = client
+        .request(
+            "GET",
+            &format!("{BASE}?resourceVersion=0&labelSelector=batch%3Dmade"),
+            None,
+        )
+        .await;
+    let mut items = list.body["items"].as_array().cloned().unwrap_or_default();
+    for item in &mut items {
+        // List items carry no kind and apiVersion of their own.
+        let map = item.as_object_mut().unwrap();
+        map.remove("kind");
+        map.remove("apiVersion");
+    }
+    let mut expected: Vec<Value> = created.clone();
+    for item in &mut expected {
+        let map = item.as_object_mut().unwrap();
+        map.remove("kind");
+        map.remove("apiVersion");
+    }
+    let by_name = |v: &Value| {
+        v["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    items.sort_by_key(by_name);
+    expected.sort_by_key(by_name);
+    assert_eq!(
+        items, expected,
+        "a label selector finds every created object, as created"
+    );
+    let mut watch = client
+        .watch(&format!(
+            "{BASE}?watch=true&resourceVersion=0&labelSelector=batch%3Dmade"
+        ))
+        .await;
+    let mut initial = Vec::new();
+    while initial.len() < CREATES {
+        let event = tokio::time::timeout(Duration::from_secs(30), watch.next())
+            .await
+            .expect("the initial events arrive")
+            .expect("the stream stays open");
+        assert_eq!(event["type"], "ADDED");
+        initial.push(event["object"].clone());
+    }
+    initial.sort_by_key(by_name);
+    let mut answered = created;
+    answered.sort_by_key(by_name);
+    assert_eq!(
+        initial, answered,
+        "a watch's initial state is each object as created"
+    );
+}
+
 fn suite(server: &TestApiServer) {
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     runtime.block_on(slow_watcher_is_ended_and_resumes(server));
     runtime.block_on(lists_from_the_cache_and_metrics(server));
+    runtime.block_on(created_objects_are_served_as_created(server));
 }
 
 #[test]
