@@ -315,15 +315,12 @@ impl Cacher {
         self.offered().insert(key.to_owned(), (revision, obj));
     }
 
-    /// Whether the version of `key` at `revision` has been offered.
-    fn is_offered(&self, key: &str, revision: Revision) -> bool {
-        self.offered()
-            .get(key)
-            .is_some_and(|(at, _)| *at == revision)
-    }
-
-    /// The version offered for `key` at exactly `revision`, if any.
-    fn take_offered(&self, key: &str, revision: Revision) -> Option<Arc<Cached>> {
+    /// The version offered for what `event` creates, if any (only creates are offered).
+    fn take_offered(&self, event: &crate::storage::Event) -> Option<Arc<Cached>> {
+        if event.kind != EventKind::Added {
+            return None;
+        }
+        let (key, revision) = (event.key.as_str(), event.revision);
         let mut offered = self.offered();
         if offered.is_empty() {
             return None;
@@ -529,17 +526,17 @@ impl Cacher {
             tokio::select! {
                 item = watch.next() => match item {
                     Some(Ok(WatchItem::Event(event))) => {
-                        if event.kind == EventKind::Added
-                            && !self.is_offered(&event.key, event.revision)
-                        {
+                        let mut offered = self.take_offered(&event);
+                        if offered.is_none() && event.kind == EventKind::Added {
                             // The writer of a create offers what it answered with once the
                             // store has answered, and the store's event often beats it here
                             // (about four times in five at 64 concurrent creates): one turn of
                             // the scheduler lets it, which saves parsing the event and
                             // serializing the object again.
                             tokio::task::yield_now().await;
+                            offered = self.take_offered(&event);
                         }
-                        self.apply(event);
+                        self.apply(event, offered);
                     }
                     Some(Ok(WatchItem::Progress(revision))) => self.progress(revision),
                     Some(Err(e)) => return Err(e),
@@ -552,12 +549,9 @@ impl Cacher {
         }
     }
 
-    fn apply(&self, event: crate::storage::Event) {
+    /// Applies `event`, whose object is `offered` when its writer handed it over.
+    fn apply(&self, event: crate::storage::Event, offered: Option<Arc<Cached>>) {
         self.events_received.fetch_add(1, Ordering::Relaxed);
-        let offered = match event.kind {
-            EventKind::Added => self.take_offered(&event.key, event.revision),
-            EventKind::Modified | EventKind::Deleted => None,
-        };
         let obj = match offered {
             Some(obj) => obj,
             None => match decode_stored(self.primary, &event.value, event.revision) {
