@@ -2,7 +2,7 @@
 //! beside raw etcd create-transactions/s measured in the same run.
 //!
 //! ```text
-//! cargo build --release -p ferry -p bench
+//! cargo build --release -p ferry && cargo build --release -p bench
 //! target/release/api-create-bench [--runs N] [--ops N] [--ferry PATH]
 //! ```
 //!

@@ -2,7 +2,7 @@
 //! the embedded store and on etcd, beside raw etcd reads measured in the same run.
 //!
 //! ```text
-//! cargo build --release -p ferry -p bench
+//! cargo build --release -p ferry && cargo build --release -p bench
 //! target/release/api-read-bench [--runs N] [--quick] [--ferry PATH]
 //! ```
 //!

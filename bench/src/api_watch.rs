@@ -2,7 +2,7 @@
 //! on the embedded store and on etcd.
 //!
 //! ```text
-//! cargo build --release -p ferry -p bench
+//! cargo build --release -p ferry && cargo build --release -p bench
 //! ulimit -n 4096   # 1,000 TLS connections need more than the usual 1,024 descriptors
 //! target/release/api-watch-bench [--runs N] [--watchers N] [--quick] [--ferry PATH]
 //! ```

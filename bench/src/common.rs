@@ -4,8 +4,9 @@
 //! time, and small statistics helpers.
 //!
 //! The binary is `ferry` in the directory of the running benchmark's own executable (so
-//! `target/release/ferry` for `target/release/api-read-bench`): run
-//! `cargo build --release -p ferry -p bench` first, or pass `--ferry PATH`.
+//! `target/release/ferry` for `target/release/api-read-bench`): run `cargo build --release -p
+//! ferry && cargo build --release -p bench` first (two commands, so that `ferry` is built as
+//! the README builds it: see ferry/build.rs), or pass `--ferry PATH`.
 
 // Each binary includes this module and uses only part of it.
 #![allow(dead_code)]
@@ -62,7 +63,7 @@ pub fn ferry_binary() -> Result<PathBuf> {
     };
     ensure!(
         path.is_file(),
-        "no ferry binary at {}: run `cargo build --release -p ferry -p bench` first, or pass --ferry PATH",
+        "no ferry binary at {}: run `cargo build --release -p ferry && cargo build --release -p bench` first, or pass --ferry PATH",
         path.display()
     );
     Ok(path)

@@ -11,8 +11,8 @@
 //!
 //! Targets (issue 5, on this machine): ≤ 10 s and ≤ 15 s.
 //!
-//! `cargo build --release -p ferry -p bench && target/release/controller-bench` (`--runs N`, 3 by
-//! default)
+//! `cargo build --release -p ferry && cargo build --release -p bench &&
+//! target/release/controller-bench` (`--runs N`, 3 by default)
 
 mod common;
 

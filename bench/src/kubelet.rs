@@ -3,7 +3,7 @@
 //! full and pods are being scheduled?
 //!
 //! ```text
-//! cargo build --release -p ferry -p bench
+//! cargo build --release -p ferry && cargo build --release -p bench
 //! target/release/kubelet-bench [--nodes 5000] [--pods-per-node 20] [--rate 100] [--seconds 30]
 //!                              [--steady-seconds 60] [--pod-startup-delay 0] [--rounds 1]
 //!                              [--controllers LIST] [--etcd] [--ferry PATH]

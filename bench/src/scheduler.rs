@@ -3,7 +3,7 @@
 //! measured pods), on the embedded store and on etcd.
 //!
 //! ```text
-//! cargo build --release -p ferry -p bench
+//! cargo build --release -p ferry && cargo build --release -p bench
 //! target/release/scheduler-bench [--rounds N] [--store embedded|etcd|both] [--nodes N]
 //!                                [--init-pods N] [--pods N] [--ferry PATH]
 //! ```

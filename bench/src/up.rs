@@ -14,9 +14,9 @@
 //! `--etcd` runs it all with `ferry up --etcd`. Needs kubectl 1.33 (`kubectl.1.33` beside the
 //! `kubectl` on PATH, or in `$KUBECTL_DIR`).
 //!
-//! Usage: cargo build --release -p ferry -p bench && target/release/up-bench [--etcd]
-//!   [--rounds 5] [--churn-rate 20] [--churn-seconds 30] [--big-nodes 100]
-//!   [--big-replicas 1000] [--pods 10000]
+//! Usage: cargo build --release -p ferry && cargo build --release -p bench &&
+//!   target/release/up-bench [--etcd] [--rounds 5] [--churn-rate 20] [--churn-seconds 30]
+//!   [--big-nodes 100] [--big-replicas 1000] [--pods 10000]
 
 #[path = "common.rs"]
 mod common;
