@@ -49,7 +49,6 @@ profile() { # profile OUT [ETCD-URL]
         [ "$component" = apiserver ] && sleep 20
     done <"$work/commands"
     sleep 60
-    local component
     for component in apiserver controller-manager scheduler; do
         callgrind_control --dump=idle "$(pgrep -f "callgrind-out-file=$out/$component ")" \
             >/dev/null
