@@ -13,6 +13,8 @@ use std::str::FromStr;
 
 use serde_json::Value;
 
+use crate::json::At;
+
 /// Why a field selector was rejected. The message is Kubernetes' own.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FieldSelectorError {
@@ -411,7 +413,7 @@ pub fn object_fields(resource: &str, obj: &Value) -> BTreeMap<String, String> {
             put("status.phase", string_at(obj, &["status", "phase"]));
             // Kubernetes reads the first of status.podIPs; a v1 object may carry only podIP.
             let pod_ip = obj
-                .pointer("/status/podIPs/0/ip")
+                .at("/status/podIPs/0/ip")
                 .and_then(Value::as_str)
                 .map(str::to_string)
                 .unwrap_or_else(|| string_at(obj, &["status", "podIP"]));
@@ -433,7 +435,7 @@ pub fn object_fields(resource: &str, obj: &Value) -> BTreeMap<String, String> {
         "secrets" => put("type", string_at(obj, &["type"])),
         "replicasets.apps" => {
             let replicas = obj
-                .pointer("/status/replicas")
+                .at("/status/replicas")
                 .and_then(Value::as_i64)
                 .unwrap_or(0);
             put("status.replicas", replicas.to_string());

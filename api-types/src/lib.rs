@@ -13,6 +13,7 @@
 //!   and printed canonically.
 //! - [`taints`]: whether a toleration tolerates a taint.
 //! - [`yaml`]: YAML (multi-document) to JSON values.
+//! - [`json`]: JSON pointers read without allocating ([`json::At`]).
 //!
 //! Typed objects come from `k8s-openapi` (re-exported as [`k8s`]); the store keeps JSON and
 //! generic code works on `serde_json::Value`, decoding into the typed structs at the edges.
@@ -20,6 +21,7 @@
 pub use k8s_openapi as k8s;
 
 pub mod fields;
+pub mod json;
 pub mod keys;
 pub mod labels;
 pub mod quantity;

@@ -11,6 +11,7 @@
 
 use std::sync::OnceLock;
 
+use api_types::json::At;
 use api_types::registry;
 use prost::encoding::{WireType, encode_key, encode_varint};
 use serde_json::{Map, Value, json};
@@ -55,7 +56,7 @@ pub fn swagger() -> Value {
                 paths.insert(path.clone(), path_item(item));
             }
         }
-        if let Some(Value::Object(schemas)) = v3.pointer("/components/schemas") {
+        if let Some(Value::Object(schemas)) = v3.at("/components/schemas") {
             for (name, schema) in schemas {
                 definitions.insert(name.clone(), schema.clone());
             }

@@ -16,6 +16,7 @@
 
 use std::collections::BTreeSet;
 
+use api_types::json::At;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
 
@@ -733,7 +734,7 @@ fn cells(kind: Kind, group: &str, obj: &Value, now: Timestamp) -> (Vec<Value>, O
                 age,
                 json!(names),
                 json!(images),
-                json!(format_labels(obj.pointer("/spec/selector"))),
+                json!(format_labels(obj.at("/spec/selector"))),
             ]
         }
         Kind::ReplicaSet => {
@@ -747,13 +748,13 @@ fn cells(kind: Kind, group: &str, obj: &Value, now: Timestamp) -> (Vec<Value>, O
                 age,
                 json!(names),
                 json!(images),
-                json!(format_label_selector(obj.pointer("/spec/selector"))),
+                json!(format_label_selector(obj.at("/spec/selector"))),
             ]
         }
         Kind::Deployment => {
             let (names, images) =
                 layout_containers(containers(obj, "/spec/template/spec/containers"));
-            let selector = match label_selector_string(obj.pointer("/spec/selector")) {
+            let selector = match label_selector_string(obj.at("/spec/selector")) {
                 Ok(s) => s,
                 Err(()) => "<invalid>".to_owned(),
             };
@@ -797,29 +798,24 @@ fn cells(kind: Kind, group: &str, obj: &Value, now: Timestamp) -> (Vec<Value>, O
                 json!(int(obj, "/status/numberReady")),
                 json!(int(obj, "/status/updatedNumberScheduled")),
                 json!(int(obj, "/status/numberAvailable")),
-                json!(format_labels(
-                    obj.pointer("/spec/template/spec/nodeSelector")
-                )),
+                json!(format_labels(obj.at("/spec/template/spec/nodeSelector"))),
                 age,
                 json!(names),
                 json!(images),
-                json!(format_label_selector(obj.pointer("/spec/selector"))),
+                json!(format_label_selector(obj.at("/spec/selector"))),
             ]
         }
         Kind::Job => job_cells(obj, now, name, age),
         Kind::CronJob => {
-            let last_schedule = match obj
-                .pointer("/status/lastScheduleTime")
-                .filter(|v| !v.is_null())
-            {
+            let last_schedule = match obj.at("/status/lastScheduleTime").filter(|v| !v.is_null()) {
                 Some(t) => translate_since(timestamp(t), now),
                 None => "<none>".to_owned(),
             };
             let time_zone = obj
-                .pointer("/spec/timeZone")
+                .at("/spec/timeZone")
                 .and_then(Value::as_str)
                 .unwrap_or("<none>");
-            let suspend = match obj.pointer("/spec/suspend").and_then(Value::as_bool) {
+            let suspend = match obj.at("/spec/suspend").and_then(Value::as_bool) {
                 Some(true) => "True",
                 Some(false) => "False",
                 None => "<unset>",
@@ -839,7 +835,7 @@ fn cells(kind: Kind, group: &str, obj: &Value, now: Timestamp) -> (Vec<Value>, O
                 json!(names),
                 json!(images),
                 json!(format_label_selector(
-                    obj.pointer("/spec/jobTemplate/spec/selector")
+                    obj.at("/spec/jobTemplate/spec/selector")
                 )),
             ]
         }
@@ -858,7 +854,7 @@ fn cells(kind: Kind, group: &str, obj: &Value, now: Timestamp) -> (Vec<Value>, O
         Kind::Event => event_cells(obj, group, now),
         Kind::Namespace => {
             let phase = obj
-                .pointer("/status/phase")
+                .at("/status/phase")
                 .and_then(Value::as_str)
                 .unwrap_or("Active");
             vec![name, json!(phase), age]
@@ -1020,7 +1016,7 @@ fn pod_cells(pod: &Value, now: Timestamp) -> (Vec<Value>, Option<Value>) {
     }
 
     let deleting = pod
-        .pointer("/metadata/deletionTimestamp")
+        .at("/metadata/deletionTimestamp")
         .is_some_and(|v| !v.is_null());
     if deleting && text(pod, "/status/reason") == "NodeLost" {
         reason = "Unknown".to_owned();
@@ -1087,10 +1083,10 @@ fn later(current: &mut Option<Timestamp>, candidate: Option<Timestamp>) {
 /// printJob: Name, Status, Completions, Duration, Age, Containers, Images, Selector.
 fn job_cells(job: &Value, now: Timestamp, name: Value, age: Value) -> Vec<Value> {
     let succeeded = int(job, "/status/succeeded");
-    let completions = match job.pointer("/spec/completions").and_then(Value::as_i64) {
+    let completions = match job.at("/spec/completions").and_then(Value::as_i64) {
         Some(c) => format!("{succeeded}/{c}"),
         None => match job
-            .pointer("/spec/parallelism")
+            .at("/spec/parallelism")
             .and_then(Value::as_i64)
             .unwrap_or(0)
         {
@@ -1098,8 +1094,8 @@ fn job_cells(job: &Value, now: Timestamp, name: Value, age: Value) -> Vec<Value>
             _ => format!("{succeeded}/1"),
         },
     };
-    let start = job.pointer("/status/startTime").and_then(timestamp);
-    let completion = job.pointer("/status/completionTime").and_then(timestamp);
+    let start = job.at("/status/startTime").and_then(timestamp);
+    let completion = job.at("/status/completionTime").and_then(timestamp);
     let duration = match (start, completion) {
         (None, _) => String::new(),
         (Some(s), None) => human_duration(now.duration_since(s)),
@@ -1118,7 +1114,7 @@ fn job_cells(job: &Value, now: Timestamp, name: Value, age: Value) -> Vec<Value>
     } else if has("Failed") {
         "Failed"
     } else if job
-        .pointer("/metadata/deletionTimestamp")
+        .at("/metadata/deletionTimestamp")
         .is_some_and(|v| !v.is_null())
     {
         "Terminating"
@@ -1138,7 +1134,7 @@ fn job_cells(job: &Value, now: Timestamp, name: Value, age: Value) -> Vec<Value>
         age,
         json!(names),
         json!(images),
-        json!(format_label_selector(job.pointer("/spec/selector"))),
+        json!(format_label_selector(job.at("/spec/selector"))),
     ]
 }
 
@@ -1213,7 +1209,7 @@ fn service_cells(svc: &Value, name: Value, age: Value) -> Vec<Value> {
         json!(external),
         json!(ports),
         age,
-        json!(format_labels(svc.pointer("/spec/selector"))),
+        json!(format_labels(svc.at("/spec/selector"))),
     ]
 }
 
@@ -1230,12 +1226,12 @@ fn node_cells(node: &Value, name: Value, age: Value) -> Vec<Value> {
         Some(_) => "NotReady",
         None => "Unknown",
     }];
-    if node.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true) {
+    if node.at("/spec/unschedulable").and_then(Value::as_bool) == Some(true) {
         status.push("SchedulingDisabled");
     }
 
     let mut roles = BTreeSet::new();
-    if let Some(labels) = node.pointer("/metadata/labels").and_then(Value::as_object) {
+    if let Some(labels) = node.at("/metadata/labels").and_then(Value::as_object) {
         for (key, value) in labels {
             if let Some(role) = key.strip_prefix("node-role.kubernetes.io/") {
                 if !role.is_empty() {
@@ -1464,7 +1460,7 @@ fn containers<'a>(obj: &'a Value, pointer: &str) -> &'a [Value] {
 
 /// `spec.replicas`, defaulted to 1 as Kubernetes does when it is not set.
 fn replicas(obj: &Value) -> i64 {
-    obj.pointer("/spec/replicas")
+    obj.at("/spec/replicas")
         .filter(|v| !v.is_null())
         .map(as_int)
         .unwrap_or(1)
@@ -1622,8 +1618,7 @@ fn translate_since(t: Option<Timestamp>, now: Timestamp) -> String {
 /// The AGE cell: from `metadata.creationTimestamp`.
 fn age(obj: &Value, now: Timestamp) -> String {
     translate_since(
-        obj.pointer("/metadata/creationTimestamp")
-            .and_then(timestamp),
+        obj.at("/metadata/creationTimestamp").and_then(timestamp),
         now,
     )
 }
@@ -1642,14 +1637,12 @@ fn timestamp(v: &Value) -> Option<Timestamp> {
 
 /// The string at a JSON pointer, or "" (also for non-strings). An empty pointer is the value.
 fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
+    v.at(pointer).and_then(Value::as_str).unwrap_or_default()
 }
 
 /// The integer at a JSON pointer, or 0.
 fn int(v: &Value, pointer: &str) -> i64 {
-    v.pointer(pointer).map(as_int).unwrap_or(0)
+    v.at(pointer).map(as_int).unwrap_or(0)
 }
 
 fn as_int(v: &Value) -> i64 {
@@ -1661,7 +1654,7 @@ fn as_int(v: &Value) -> i64 {
 
 /// The array at a JSON pointer, or an empty slice.
 fn list<'a>(v: &'a Value, pointer: &str) -> &'a [Value] {
-    v.pointer(pointer)
+    v.at(pointer)
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default()
@@ -1669,14 +1662,12 @@ fn list<'a>(v: &'a Value, pointer: &str) -> &'a [Value] {
 
 /// The number of keys of the object at a JSON pointer, or 0.
 fn map_len(v: &Value, pointer: &str) -> usize {
-    v.pointer(pointer)
-        .and_then(Value::as_object)
-        .map_or(0, Map::len)
+    v.at(pointer).and_then(Value::as_object).map_or(0, Map::len)
 }
 
 /// The object at a JSON pointer (Go's non-nil pointer to a struct).
 fn object_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a Value> {
-    v.pointer(pointer).filter(|o| o.is_object())
+    v.at(pointer).filter(|o| o.is_object())
 }
 
 fn or_none(s: &str) -> &str {

@@ -22,6 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use api_types::json::At;
 use serde_json::{Map, Value, json};
 
 use super::strategic::{ListType, Schema};
@@ -431,7 +432,7 @@ fn entry_value(
 }
 
 fn entries_of(obj: &Value) -> Vec<Entry> {
-    obj.pointer("/metadata/managedFields")
+    obj.at("/metadata/managedFields")
         .and_then(Value::as_array)
         .map(|list| list.iter().filter_map(Entry::parse).collect())
         .unwrap_or_default()
@@ -509,8 +510,8 @@ pub fn record_update(
     scope: Scope,
     manager: &Manager<'_>,
 ) {
-    let sent = new.pointer("/metadata/managedFields");
-    let previous = old.and_then(|o| o.pointer("/metadata/managedFields"));
+    let sent = new.at("/metadata/managedFields");
+    let previous = old.and_then(|o| o.at("/metadata/managedFields"));
     let entries = match (sent, old) {
         (Some(sent), _) if Some(sent) != previous => entries_of(new),
         (_, Some(old)) => entries_of(old),
@@ -735,7 +736,7 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// The client-side apply annotation of `obj`, parsed.
 fn last_applied(obj: &Value) -> Option<Value> {
     let text = obj
-        .pointer("/metadata/annotations")?
+        .at("/metadata/annotations")?
         .get(LAST_APPLIED)?
         .as_str()?;
     serde_json::from_str(text).ok()

@@ -21,6 +21,7 @@
 //! before is seen; a pod that names no class takes the global default the cache holds, as
 //! kube-apiserver's lister would give it.
 
+use api_types::json::At;
 use api_types::registry::{self, ResourceInfo};
 use serde_json::Value;
 
@@ -49,7 +50,7 @@ pub(crate) async fn admit_create(
         return Ok(());
     }
     let named = obj
-        .pointer("/spec/priorityClassName")
+        .at("/spec/priorityClassName")
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty())
         .map(str::to_owned);

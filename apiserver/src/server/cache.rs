@@ -34,6 +34,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use api_types::fields;
+use api_types::json::At;
 use api_types::registry::{self, ResourceInfo};
 use bytes::Bytes;
 use serde_json::Value;
@@ -130,7 +131,7 @@ impl Cached {
     /// [`Self::new`] of `obj` already serialized as `json`.
     pub fn with_json(primary: &ResourceInfo, obj: &Value, mut json: Vec<u8>) -> Self {
         let labels = obj
-            .pointer("/metadata/labels")
+            .at("/metadata/labels")
             .and_then(Value::as_object)
             .map(|m| {
                 m.iter()

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use api_types::fields::{self, FieldSelector};
+use api_types::json::At;
 use api_types::labels::Selector;
 use api_types::registry::{self, ResourceInfo};
 use api_types::validation::go_quote;
@@ -82,7 +83,7 @@ async fn create_if_absent(
         managed::record_update(None, &mut obj, schema, managed::Scope::Main, &writer);
     }
     let name = obj
-        .pointer("/metadata/name")
+        .at("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
@@ -619,7 +620,7 @@ impl Filter {
     pub fn matches(&self, obj: &Value) -> bool {
         if !self.labels.is_everything() {
             let labels: BTreeMap<String, String> = obj
-                .pointer("/metadata/labels")
+                .at("/metadata/labels")
                 .and_then(Value::as_object)
                 .map(|m| {
                     m.iter()
@@ -838,7 +839,7 @@ impl Ctx<'_> {
     fn respond(&self, status: StatusCode, obj: &Value) -> Response<Body> {
         if let Some(version) = tables::wants_table(self.accept.as_deref()) {
             let rv = obj
-                .pointer("/metadata/resourceVersion")
+                .at("/metadata/resourceVersion")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             let table = tables::table(
@@ -1137,7 +1138,7 @@ impl Ctx<'_> {
             Ok(kv) => {
                 let obj: Value = serde_json::from_slice(&kv.value).unwrap_or_default();
                 if obj
-                    .pointer("/metadata/deletionTimestamp")
+                    .at("/metadata/deletionTimestamp")
                     .is_some_and(|t| !t.is_null())
                 {
                     return Err(ApiError::namespace_terminating(ns));
@@ -1171,12 +1172,12 @@ impl Ctx<'_> {
         applied: Option<Value>,
     ) -> Result<Response<Body>, ApiError> {
         let generate = obj
-            .pointer("/metadata/generateName")
+            .at("/metadata/generateName")
             .and_then(Value::as_str)
             .filter(|g| !g.is_empty())
             .map(str::to_owned);
         let has_name = obj
-            .pointer("/metadata/name")
+            .at("/metadata/name")
             .and_then(Value::as_str)
             .is_some_and(|n| !n.is_empty());
         self.check_namespace().await?;
@@ -1211,7 +1212,7 @@ impl Ctx<'_> {
                 None => self.record_update(manager, None, None, &mut attempt),
             }
             let name = attempt
-                .pointer("/metadata/name")
+                .at("/metadata/name")
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned();
@@ -1259,7 +1260,7 @@ impl Ctx<'_> {
             return Ok(None);
         }
         let requested = obj
-            .pointer("/spec/clusterIP")
+            .at("/spec/clusterIP")
             .and_then(Value::as_str)
             .map(str::to_owned);
         let owner = format!("{}/{name}", self.namespace.as_deref().unwrap_or_default());
@@ -1327,7 +1328,7 @@ impl Ctx<'_> {
             match self.store().delete(&self.key(name), &pre).await {
                 Ok(_) => {
                     if let Some(ip) = obj
-                        .pointer("/spec/clusterIP")
+                        .at("/spec/clusterIP")
                         .and_then(Value::as_str)
                         .filter(|_| self.is_service())
                     {
@@ -1460,11 +1461,11 @@ impl Ctx<'_> {
                 }
                 // A patch that sets resourceVersion makes it a precondition, as in Kubernetes.
                 let want = patched
-                    .pointer("/metadata/resourceVersion")
+                    .at("/metadata/resourceVersion")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
                 let have = target
-                    .pointer("/metadata/resourceVersion")
+                    .at("/metadata/resourceVersion")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
                 if !want.is_empty() && want != have {
@@ -1548,7 +1549,7 @@ impl Ctx<'_> {
             Ok(obj) => Ok(self.respond(StatusCode::OK, &obj)),
             Err(e) if e.code() == 404 && sub.is_none() => {
                 let mut created = managed::apply(None, &applied, schema, scope, &writer, force)?;
-                let fields = created.pointer("/metadata/managedFields").cloned();
+                let fields = created.at("/metadata/managedFields").cloned();
                 if let Some(meta) = created.get_mut("metadata").and_then(Value::as_object_mut) {
                     meta.insert("name".into(), json!(name));
                 }
@@ -1606,7 +1607,7 @@ impl Ctx<'_> {
             .check(&kv)
             .map_err(self.storage_error(name))?;
         let mut finalizers: Vec<String> = current
-            .pointer("/metadata/finalizers")
+            .at("/metadata/finalizers")
             .and_then(Value::as_array)
             .map(|f| {
                 f.iter()
@@ -1630,7 +1631,7 @@ impl Ctx<'_> {
             None
         };
         let already_deleting = current
-            .pointer("/metadata/deletionTimestamp")
+            .at("/metadata/deletionTimestamp")
             .is_some_and(|t| !t.is_null());
         if finalizers.is_empty() && !is_namespace && grace.is_none_or(|g| g <= 0) {
             if self.dry_run() {
@@ -1647,7 +1648,7 @@ impl Ctx<'_> {
                 .map_err(self.storage_error(name))?;
             let last = decode_stored(self.info, &last.value, last.mod_revision)?;
             if self.is_service()
-                && let Some(ip) = last.pointer("/spec/clusterIP").and_then(Value::as_str)
+                && let Some(ip) = last.at("/spec/clusterIP").and_then(Value::as_str)
             {
                 ipalloc::release(self.store(), &self.server.prefix, ip).await;
             }
@@ -1705,11 +1706,11 @@ impl Ctx<'_> {
         let mut deleted = Vec::new();
         for item in &page.items {
             let name = item
-                .pointer("/metadata/name")
+                .at("/metadata/name")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             let ns = item
-                .pointer("/metadata/namespace")
+                .at("/metadata/namespace")
                 .and_then(Value::as_str)
                 .map(str::to_owned);
             let ctx = Ctx {
@@ -1755,22 +1756,22 @@ impl Ctx<'_> {
     ) -> Result<Response<Body>, ApiError> {
         let binding = decode_body(headers, body)?;
         let node = binding
-            .pointer("/target/name")
+            .at("/target/name")
             .and_then(Value::as_str)
             .filter(|n| !n.is_empty())
             .ok_or_else(|| ApiError::bad_request("Binding target.name is required"))?
             .to_owned();
         let uid = binding
-            .pointer("/metadata/uid")
+            .at("/metadata/uid")
             .and_then(Value::as_str)
             .map(str::to_owned);
         let now = now_rfc3339();
         let qr = "pods/binding".to_owned();
         self.modify(name, Preconditions { uid, resource_version: None }, &mut |old| {
-            if old.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null()) {
+            if old.at("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null()) {
                 return Err(ApiError::conflict(&qr, name, &format!("pod {name} is being deleted, cannot be assigned to a host")));
             }
-            if let Some(current) = old.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+            if let Some(current) = old.at("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
                 return Err(ApiError::conflict(&qr, name, &format!("pod {name} is already assigned to node {current:?}")));
             }
             let mut next = old.clone();
@@ -1822,7 +1823,7 @@ enum PatchKind {
 /// kubelet, with a delete of grace 0.
 fn finishes_deletion(old: &Value, new: &Value, is_namespace: bool) -> bool {
     let nonempty = |obj: &Value, pointer: &str| {
-        obj.pointer(pointer)
+        obj.at(pointer)
             .and_then(Value::as_array)
             .is_some_and(|f| !f.is_empty())
     };
@@ -1830,10 +1831,10 @@ fn finishes_deletion(old: &Value, new: &Value, is_namespace: bool) -> bool {
         nonempty(obj, "/metadata/finalizers") || (is_namespace && nonempty(obj, "/spec/finalizers"))
     };
     let deleting = new
-        .pointer("/metadata/deletionTimestamp")
+        .at("/metadata/deletionTimestamp")
         .is_some_and(|t| !t.is_null());
     let grace = new
-        .pointer("/metadata/deletionGracePeriodSeconds")
+        .at("/metadata/deletionGracePeriodSeconds")
         .and_then(Value::as_i64)
         .unwrap_or(0);
     deleting && grace <= 0 && waiting(old) && !waiting(new)
@@ -1841,7 +1842,7 @@ fn finishes_deletion(old: &Value, new: &Value, is_namespace: bool) -> bool {
 
 /// The name in a PUT body must be the one in the URL.
 fn check_body_name(obj: &Value, name: &str) -> Result<(), ApiError> {
-    match obj.pointer("/metadata/name").and_then(Value::as_str) {
+    match obj.at("/metadata/name").and_then(Value::as_str) {
         Some(n) if !n.is_empty() && n != name => Err(ApiError::bad_request(&format!(
             "the name of the object ({n}) does not match the name on the URL ({name})"
         ))),
@@ -1851,15 +1852,12 @@ fn check_body_name(obj: &Value, name: &str) -> Result<(), ApiError> {
 
 /// A body's `metadata.resourceVersion` (and uid) as preconditions of an update.
 fn body_preconditions(obj: &Value) -> Result<Preconditions, ApiError> {
-    let resource_version = match obj
-        .pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-    {
+    let resource_version = match obj.at("/metadata/resourceVersion").and_then(Value::as_str) {
         Some(rv) if !rv.is_empty() => Some(parse_rv(rv)?),
         _ => None,
     };
     let uid = obj
-        .pointer("/metadata/uid")
+        .at("/metadata/uid")
         .and_then(Value::as_str)
         .filter(|u| !u.is_empty())
         .map(str::to_owned);
@@ -1905,14 +1903,14 @@ impl DeleteOptions {
 
     fn from_value(value: Value) -> Result<DeleteOptions, ApiError> {
         let resource_version = match value
-            .pointer("/preconditions/resourceVersion")
+            .at("/preconditions/resourceVersion")
             .and_then(Value::as_str)
         {
             Some(rv) if !rv.is_empty() => Some(parse_rv(rv)?),
             _ => None,
         };
         let uid = value
-            .pointer("/preconditions/uid")
+            .at("/preconditions/uid")
             .and_then(Value::as_str)
             .map(str::to_owned);
         let orphan = value.get("orphanDependents").and_then(Value::as_bool);
@@ -2125,6 +2123,6 @@ mod tests {
     fn stored_objects_carry_no_resource_version() {
         let obj = json!({"metadata": {"name": "a", "resourceVersion": "7"}});
         let stored: Value = serde_json::from_slice(&encode(&registry::all()[0], &obj)).unwrap();
-        assert!(stored.pointer("/metadata/resourceVersion").is_none());
+        assert!(stored.at("/metadata/resourceVersion").is_none());
     }
 }

@@ -30,6 +30,7 @@ use super::{Body, Query, Server};
 use crate::errors::ApiError;
 use crate::storage::{EventKind, Revision, StorageError};
 use crate::tables::{self, TableVersion};
+use api_types::json::At;
 use api_types::registry::ResourceInfo;
 
 /// Lines buffered between a watcher and its connection. Kept small: how far a watcher may fall
@@ -327,7 +328,7 @@ impl Stream {
                 }
             };
             let rv = obj
-                .pointer("/metadata/resourceVersion")
+                .at("/metadata/resourceVersion")
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned();
