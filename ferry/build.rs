@@ -13,7 +13,8 @@
 //! and on the features each crate is built with: the file fits what `cargo build --release -p
 //! ferry` (the README's build) makes with the compiler that generated it. Names a build does
 //! not contain are skipped silently, and a build that matches none is laid out as without the
-//! file: the layout changes, never the code.
+//! file: the layout changes, never the code. `symbol-order.sh --check` says how much of the list
+//! a build has; adding a dependency or changing a crate's features calls for a new list.
 
 use std::env;
 use std::path::Path;

@@ -9,12 +9,23 @@
 # profiled (the compiler's, the first time), which keeps callers near their callees.
 #
 #   cargo build --release -p ferry && ferry/symbol-order.sh [target/release/ferry]
+#   ferry/symbol-order.sh --check [target/release/ferry]   # how much of the list a build has
 #
 # Needs valgrind, etcd, kubectl, python3 and nm. Takes ~3 minutes. Regenerate after changes that
 # rename or add much of the code a component runs at idle (a stale list costs memory, never
 # correctness), and after a compiler upgrade (symbol hashes change).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = --check ]; then
+    ferry=${2:-target/release/ferry}
+    listed=$(wc -l <ferry/symbol-order.txt)
+    found=$(nm --defined-only "$ferry" | awk '{print $NF}' | sort -u |
+        comm -12 - <(sort -u ferry/symbol-order.txt) | wc -l)
+    echo "$ferry has $found of the $listed functions ferry/symbol-order.txt lists"
+    # Fewer than nine in ten: the list is stale for this build; regenerate it.
+    [ $((found * 10)) -ge $((listed * 9)) ]
+    exit
+fi
 ferry=$(readlink -f "${1:-target/release/ferry}")
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
