@@ -3,21 +3,23 @@
 //! the command that installs it: tests that need etcd fail loudly, they never skip.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A running etcd server owned by the test.
 pub struct EtcdServer {
-    child: Child,
+    /// `None` while [`EtcdServer::stop`]ped.
+    child: Option<Child>,
     endpoint: String,
-    _data_dir: tempfile::TempDir,
+    client_port: u16,
+    peer_port: u16,
+    data_dir: tempfile::TempDir,
 }
 
 impl EtcdServer {
     /// Starts etcd and waits until it answers. Panics with a clear message if it cannot.
     pub fn start() -> EtcdServer {
-        let binary = etcd_binary();
         let data_dir = tempfile::Builder::new()
             .prefix("ferry-etcd-")
             .tempdir()
@@ -26,40 +28,21 @@ impl EtcdServer {
         // the rare case that another process takes one in between.
         for attempt in 0..5 {
             let (client_port, peer_port) = (free_port(), free_port());
-            let endpoint = format!("http://127.0.0.1:{client_port}");
-            let peer = format!("http://127.0.0.1:{peer_port}");
-            let log =
-                std::fs::File::create(data_dir.path().join("etcd.log")).expect("create etcd log");
-            let mut child = Command::new(&binary)
-                .arg("--name=ferry-test")
-                .arg(format!(
-                    "--data-dir={}",
-                    data_dir.path().join("data").display()
-                ))
-                .arg(format!("--listen-client-urls={endpoint}"))
-                .arg(format!("--advertise-client-urls={endpoint}"))
-                .arg(format!("--listen-peer-urls={peer}"))
-                .arg(format!("--initial-advertise-peer-urls={peer}"))
-                .arg(format!("--initial-cluster=ferry-test={peer}"))
-                .arg("--initial-cluster-state=new")
-                .arg("--log-level=error")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::from(log))
-                .spawn()
-                .unwrap_or_else(|e| panic!("could not start {}: {e}", binary.display()));
-            if wait_healthy(&mut child, client_port) {
-                return EtcdServer {
-                    child,
-                    endpoint,
-                    _data_dir: data_dir,
-                };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            let log = std::fs::read_to_string(data_dir.path().join("etcd.log")).unwrap_or_default();
-            if attempt == 4 {
-                panic!("etcd did not become ready on {endpoint}; its log:\n{log}");
+            match launch(data_dir.path(), client_port, peer_port) {
+                Ok(child) => {
+                    return EtcdServer {
+                        child: Some(child),
+                        endpoint: client_url(client_port),
+                        client_port,
+                        peer_port,
+                        data_dir,
+                    };
+                }
+                Err(log) if attempt == 4 => panic!(
+                    "etcd did not become ready on {}; its log:\n{log}",
+                    client_url(client_port)
+                ),
+                Err(_) => {}
             }
         }
         unreachable!("the loop above returns or panics")
@@ -69,12 +52,66 @@ impl EtcdServer {
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
+
+    /// Kills etcd (as a crash would); its data stays for [`EtcdServer::restart`].
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts etcd again on the same ports and data after [`EtcdServer::stop`], and waits until
+    /// it answers. Panics if it does not.
+    pub fn restart(&mut self) {
+        self.stop();
+        match launch(self.data_dir.path(), self.client_port, self.peer_port) {
+            Ok(child) => self.child = Some(child),
+            Err(log) => panic!(
+                "etcd did not come back on {}; its log:\n{log}",
+                self.endpoint
+            ),
+        }
+    }
+}
+
+fn client_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
+}
+
+/// Runs etcd with its data under `dir` on the given ports until it is healthy; its log when it
+/// does not get there.
+fn launch(dir: &Path, client_port: u16, peer_port: u16) -> Result<Child, String> {
+    let binary = etcd_binary();
+    let (client, peer) = (client_url(client_port), client_url(peer_port));
+    let log_path = dir.join("etcd.log");
+    let log = std::fs::File::create(&log_path).expect("create etcd log");
+    let mut child = Command::new(&binary)
+        .arg("--name=ferry-test")
+        .arg(format!("--data-dir={}", dir.join("data").display()))
+        .arg(format!("--listen-client-urls={client}"))
+        .arg(format!("--advertise-client-urls={client}"))
+        .arg(format!("--listen-peer-urls={peer}"))
+        .arg(format!("--initial-advertise-peer-urls={peer}"))
+        .arg(format!("--initial-cluster=ferry-test={peer}"))
+        .arg("--initial-cluster-state=new")
+        .arg("--log-level=error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not start {}: {e}", binary.display()));
+    if wait_healthy(&mut child, client_port) {
+        return Ok(child);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(std::fs::read_to_string(&log_path).unwrap_or_default())
 }
 
 impl Drop for EtcdServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 

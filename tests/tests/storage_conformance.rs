@@ -1408,3 +1408,44 @@ conformance! {
     watch_from_now => etcd_watch_from_now, embedded_watch_from_now;
     compaction => etcd_compaction, embedded_compaction;
 }
+
+/// etcd killed and started again on the same port and data: a read made while it is down is
+/// retried until it answers (over a new connection), and a watch is re-established from where
+/// it was, missing nothing and repeating nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn etcd_restart_is_survived() {
+    let (store, mut server) = etcd_store().await;
+    let key = format!("{PREFIX}a");
+    let a1 = ok!(store.create(&key, obj("a", "ua", 1)).await);
+    let mut watch = ok!(store.watch(PREFIX, a1.mod_revision).await);
+    let a2 = set(&*store, &key, obj("a", "ua", 2)).await;
+    assert_events(
+        &[next_event(&mut watch, "the update before the restart").await],
+        &[modified(&a2, &a1)],
+        "before the restart",
+    );
+
+    server.stop();
+    let read = tokio::spawn({
+        let (store, key) = (store.clone(), key.clone());
+        async move { store.get(&key, None).await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!read.is_finished(), "a read answered while etcd was down");
+    let server = tokio::task::spawn_blocking(move || {
+        server.restart();
+        server
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+
+    let got = ok!(read.await.expect("the read task"));
+    assert_eq!(got, a2, "the read made while etcd was down");
+    let b1 = ok!(store.create(&format!("{PREFIX}b"), obj("b", "ub", 1)).await);
+    assert_events(
+        &[next_event(&mut watch, "the first write after the restart").await],
+        &[added(&b1)],
+        "after the restart",
+    );
+    drop(server);
+}
