@@ -26,14 +26,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KvClient, Txn, TxnOp,
-    TxnOpResponse, TxnResponse, WatchClient, WatchOptions, WatchRequestSender, WatchResponse,
-    WatchResponseStream,
+    Client, Compare, CompareOp, EventType, GetOptions, KvClient, Txn, TxnOp, TxnOpResponse,
+    TxnResponse, WatchClient, WatchOptions, WatchRequestSender, WatchResponse, WatchResponseStream,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::etcd_channel;
 use super::{
     Event, EventKind, KeyValue, ListOptions, ListResult, Preconditions, Revision, Storage,
     StorageError, UpdateFn, WATCH_CHANNEL_CAPACITY, Watch, WatchItem, encode_continue, list_start,
@@ -121,16 +121,14 @@ impl EtcdStorage {
                 "no etcd endpoints configured".to_owned(),
             ));
         }
-        // The keep-alive matches kube-apiserver's etcd client (30 s interval, 10 s timeout), so
-        // that a dead connection under an idle watch is noticed and the watch re-established.
-        let options = ConnectOptions::new()
-            .with_keep_alive(Duration::from_secs(30), Duration::from_secs(10))
-            .with_connect_timeout(Duration::from_secs(5));
-        let client = Client::connect(&config.endpoints, Some(options))
-            .await
-            .map_err(|e| {
-                StorageError::Unavailable(format!("connecting to etcd {:?}: {e}", config.endpoints))
-            })?;
+        // One HTTP/2 connection, requests sent from the task that makes them; keep-alive and
+        // reconnection as kube-apiserver's etcd client has them (`etcd_channel`).
+        let channel = etcd_channel::channel(&config.endpoints).map_err(|e| {
+            StorageError::Internal(format!("etcd endpoints {:?}: {e}", config.endpoints))
+        })?;
+        let client = Client::from_channel(channel, None).await.map_err(|e| {
+            StorageError::Unavailable(format!("connecting to etcd {:?}: {e}", config.endpoints))
+        })?;
         let kv = client
             .kv_client()
             .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);

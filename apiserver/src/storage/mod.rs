@@ -14,6 +14,7 @@
 // The backends' `pub mod` lines are added as each one lands.
 pub mod embedded;
 pub mod etcd;
+mod etcd_channel;
 
 use std::fmt;
 
